@@ -1,0 +1,178 @@
+"""The `genzoo` command: argument parsing and printing only; the work is in the library."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from genzoo.errors import GenzooError
+
+app = typer.Typer(
+    name="genzoo",
+    help="Train, sample and compare deep generative models. Start with `genzoo demo` or `genzoo list`.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+out = Console()
+err = Console(stderr=True)
+
+Overrides = Annotated[Optional[list[str]], typer.Argument(help="Dotted overrides, e.g. train.batch_size=128 model.objective=minimax.", show_default=False)]
+
+
+@app.command("list")
+def list_command() -> None:
+    """List the families, presets and datasets genzoo has."""
+    from genzoo.config import PRESET_DIR, list_presets
+    from genzoo.models import DataInfo, capabilities
+    from genzoo.registry import DATASETS, MODELS
+
+    families = Table("family", "phases (per step)", "capabilities", "about", title="families")
+    for name, family in MODELS.items():
+        model = family(family.Config(), DataInfo(channels=1, image_size=28, num_classes=10))
+        phases = ", ".join(p.name + (f" x{p.repeats}" if p.repeats > 1 else "") for p in model.phases)
+        families.add_row(name, phases, ", ".join(capabilities(model)), _first_line(family.__module__))
+    presets = Table("preset", "about", title="presets (genzoo train PRESET)")
+    for name in list_presets():
+        presets.add_row(name, _first_comment(PRESET_DIR / f"{name}.yaml"))
+    datasets = Table("dataset", "about", title="datasets (data.name=...)")
+    for name, loader in DATASETS.items():
+        datasets.add_row(name, (loader.__doc__ or sys.modules[loader.__module__].__doc__ or "").strip().splitlines()[0])
+    for table in (families, presets, datasets):
+        out.print(table)
+
+
+@app.command()
+def train(
+    preset: Annotated[str, typer.Argument(help="A preset name (`genzoo list`), a family name, or a YAML file.")],
+    overrides: Overrides = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder [default: runs/PRESET].")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
+    steps: Annotated[Optional[int], typer.Option(help="Shortcut for train.steps=N.")] = None,
+    data: Annotated[Optional[str], typer.Option(help="Shortcut for data.name=NAME.")] = None,
+    data_root: Annotated[Optional[str], typer.Option(help="Shortcut for data.root=PATH (a local copy of the data).")] = None,
+    progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
+) -> None:
+    """Train a model. Example: genzoo train dcgan train.steps=5000 --out runs/dcgan"""
+    from genzoo.api import train as train_run
+
+    items = list(overrides or []) + [f"data.root={data_root}"] * (data_root is not None)
+    run = train_run(preset, out_dir, data=data, steps=steps, overrides=items, resume=resume, progress=progress)
+    _print_run(run)
+
+
+@app.command()
+def resume(
+    run: Annotated[Path, typer.Argument(help="A run folder written by `genzoo train`.")],
+    overrides: Overrides = None,
+    steps: Annotated[Optional[int], typer.Option(help="Train until this many steps in all (extends the run).")] = None,
+    progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
+) -> None:
+    """Continue a stopped or finished run from its last checkpoint, with its saved config."""
+    from genzoo.api import train as train_run
+    from genzoo.train.checkpoint import RunFolder
+
+    RunFolder(run).read_config()
+    _print_run(train_run(run, run, steps=steps, overrides=list(overrides or []), resume=True, progress=progress))
+
+
+@app.command()
+def sample(
+    run: Annotated[Path, typer.Argument(help="A run folder written by `genzoo train`.")],
+    n: Annotated[int, typer.Option("-n", min=1, max=4096, help="Number of images.")] = 64,
+    output: Annotated[Path, typer.Option("-o", "--output", help="PNG file for the image grid.")] = Path("samples.png"),
+    ema: Annotated[Optional[bool], typer.Option("--ema/--no-ema", help="Use the EMA weights [default: when the run has them].", show_default=False)] = None,
+    seed: Annotated[int, typer.Option(help="Random seed of the samples.")] = 0,
+) -> None:
+    """Draw new images from a trained model and save them as one grid."""
+    import torch
+    from torchvision.utils import save_image
+
+    from genzoo.api import load
+    from genzoo.models.base import CanGenerate, capabilities
+    from genzoo.train.checkpoint import atomic_write
+    from genzoo.train.trainer import _grid_columns
+
+    model = load(run, ema=ema)
+    if not isinstance(model, CanGenerate):
+        raise GenzooError(f"{run} is a {type(model).__name__} run, which cannot generate new images "
+                          f"(it can: {', '.join(capabilities(model))}); train a generative family such as vae or gan.")
+    images = model.generate(n, generator=torch.Generator().manual_seed(seed))  # (n, C, H, W)
+    output = output if output.suffix else output.with_suffix(".png")
+    if not output.parent.is_dir():
+        raise GenzooError(f"folder {str(output.parent)!r} does not exist; create it or choose another -o.")
+    atomic_write(output, lambda tmp: save_image(images, str(tmp), format="png", nrow=_grid_columns(n),
+                                                normalize=True, value_range=(-1, 1), padding=1))
+    out.print(f"wrote {n} samples{' (EMA weights)' if getattr(model, 'uses_ema', False) else ''} to [bold]{output}[/]")
+
+
+@app.command()
+def report(run: Annotated[Path, typer.Argument(help="A run folder written by `genzoo train`.")]) -> None:
+    """Write report.html in the run folder: loss curves, sample grids, config."""
+    from genzoo.report import write_report
+    from genzoo.train.checkpoint import RunFolder
+
+    folder = RunFolder(run)
+    folder.read_config()
+    out.print(f"wrote [bold]{write_report(folder)}[/]")
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Run folder; an earlier demo there is replaced.")] = Path("runs/demo"),
+    steps: Annotated[Optional[int], typer.Option(help="Training steps [default: the demo preset's, about 2 minutes on 2 cores].")] = None,
+    progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
+) -> None:
+    """Train a small DCGAN on the embedded Fashion-MNIST sample and write samples and a report."""
+    from genzoo.api import train as train_run
+    from genzoo.train.checkpoint import RunFolder
+
+    folder = RunFolder(out_dir)
+    if folder.path.exists():
+        if not folder.config.exists() or folder.read_config().get("family") != "gan":
+            raise GenzooError(f"{str(out_dir)!r} exists and is not an earlier demo; choose another --out.")
+        shutil.rmtree(folder.path)
+    run = train_run("demo", out_dir, steps=steps, progress=progress)
+    _print_run(run)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _print_run(run) -> None:  # noqa: ANN001
+    grids = sorted(run.samples.glob("step-*.png"))
+    out.print(f"run folder:  [bold]{run.path}[/]")
+    if grids:
+        out.print(f"samples:     {grids[-1]}")
+    if run.losses_plot.exists():
+        out.print(f"loss curves: {run.losses_plot}")
+    if run.report.exists():
+        out.print(f"report:      {run.report}")
+
+
+def _first_line(module_name: str) -> str:
+    return (sys.modules[module_name].__doc__ or "").strip().splitlines()[0]
+
+
+def _first_comment(path: Path) -> str:
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+    return ""
+
+
+def main() -> None:
+    try:
+        app(prog_name="genzoo")
+    except GenzooError as error:
+        err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise SystemExit(130) from None

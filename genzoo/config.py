@@ -1,0 +1,189 @@
+"""Run configuration: pydantic models, presets, YAML files and dotted overrides.
+
+A run is described by one `RunConfig`: the family (a registered model name), the family's own
+config, the data and the training schedule. Every model is frozen and rejects unknown keys, so a
+typo is an error that names the key. A preset is a small YAML file in `genzoo/configs/` that holds
+only the keys it changes; `config.json` in a run folder is the fully resolved config that ran.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    SerializeAsAny,
+    ValidationError,
+)
+
+from genzoo.errors import ConfigError
+from genzoo.registry import MODELS
+
+PRESET_DIR = Path(__file__).parent / "configs"
+
+
+class StrictModel(BaseModel):
+    """A frozen config section that rejects unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FamilyConfig(StrictModel):
+    """Base of every family's `Config`; each family adds its own keys."""
+
+
+class DataConfig(StrictModel):
+    name: str = "fashion-mnist"  # a registered dataset (`genzoo list`)
+    root: str | None = None  # a local copy; otherwise $GENZOO_DATA, system paths, then the embedded sample
+    split: Literal["train", "test", "all"] = "train"
+    image_size: PositiveInt | None = None  # None: the dataset's own size; else resize + centre crop
+    channels: Literal[1, 3] | None = None  # None: the dataset's own; 1 = grey, 3 = RGB
+    download: bool = False  # fetch with torchvision when no local copy is found (explicit opt-in)
+    max_images: PositiveInt | None = None  # keep only the first N images (quick runs)
+
+
+class TrainConfig(StrictModel):
+    steps: PositiveInt = 2000  # optimisation steps; one step runs every phase of the family once
+    batch_size: PositiveInt = 64  # global batch, split across processes
+    optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
+    lr: PositiveFloat = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)  # Adam/AdamW only; (0.5, 0.999) as in DCGAN
+    weight_decay: NonNegativeFloat = 0.0
+    ema_decay: float | None = Field(None, ge=0.0, lt=1.0)  # None: no EMA of the weights
+    mixed_precision: Literal["auto", "no", "bf16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seed: int = 0
+    deterministic: bool = False  # deterministic kernels (slower); exact resume on CPU holds either way
+    log_every: PositiveInt = 50  # steps between reads of the losses (the only host syncs)
+    sample_every: PositiveInt = 500  # steps between sample grids in samples/
+    checkpoint_every: PositiveInt = 1000  # steps between checkpoints (one is always written at the end)
+    num_preview: PositiveInt = 64  # images in each sample grid
+
+
+class RunConfig(StrictModel):
+    family: str  # a registered family (`genzoo list`)
+    model: SerializeAsAny[FamilyConfig] = Field(default_factory=FamilyConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), indent=2) + "\n"
+
+
+# ----------------------------------------------------------------------------- building
+
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def build_config(raw: dict[str, Any]) -> RunConfig:
+    """Validate a plain dict into a `RunConfig`, with one-sentence errors."""
+    if not isinstance(raw, dict):
+        raise ConfigError("a config must be a mapping of keys to values; see `genzoo list` for presets.")
+    if "family" not in raw:
+        raise ConfigError(f"the config has no 'family' key; set it to one of: {', '.join(MODELS.names())}.")
+    family_class = MODELS.get(raw["family"])
+    model_raw = raw.get("model") or {}
+    try:
+        model = family_class.Config.model_validate(model_raw)
+    except ValidationError as error:
+        raise _explain(error, family_class.Config, prefix="model") from None
+    try:
+        return RunConfig.model_validate({**raw, "model": model})
+    except ValidationError as error:
+        raise _explain(error, RunConfig) from None
+
+
+def load_config(source: str, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Resolve a preset name, family name or YAML/JSON file, then apply `key=value` overrides."""
+    raw = _read_source(source)
+    for item in overrides:
+        key, value = parse_override(item)
+        set_dotted(raw, key, value)
+    return build_config(raw)
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    if "=" not in item or item.startswith("="):
+        raise ConfigError(f"override {item!r} is not of the form key=value, e.g. train.batch_size=128.")
+    key, text = item.split("=", 1)
+    try:
+        value = yaml.safe_load(text) if text else ""
+    except yaml.YAMLError:
+        value = text
+    return key.strip(), value
+
+
+def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = raw
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"cannot set {key!r}: {part!r} is a value, not a section.")
+        node = child
+    node[parts[-1]] = value
+
+
+def _read_source(source: str) -> dict[str, Any]:
+    path = Path(source)
+    if path.suffix in {".yaml", ".yml", ".json"} or path.exists():
+        if path.is_dir() and (path / "config.json").exists():
+            path = path / "config.json"
+        if not path.is_file():
+            raise ConfigError(f"config file {source!r} does not exist; give a preset name or a YAML file.")
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as error:
+            raise ConfigError(f"config file {source!r} is not valid YAML ({_first_line(error)}); fix the file.") from None
+        return dict(raw or {})
+    preset = PRESET_DIR / f"{source}.yaml"
+    if preset.exists():
+        return dict(yaml.safe_load(preset.read_text(encoding="utf-8")) or {})
+    if source in MODELS:
+        return {"family": source}
+    choices = list_presets() + [n for n in MODELS.names() if n not in list_presets()]
+    near = difflib.get_close_matches(source, choices, n=1)
+    hint = f" Did you mean {near[0]!r}?" if near else ""
+    raise ConfigError(f"unknown preset or family {source!r}; choose one of: {', '.join(choices)}, or a YAML file.{hint}")
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0]
+
+
+def _explain(error: ValidationError, model: type[BaseModel], prefix: str = "") -> ConfigError:
+    """Turn pydantic's first error into one sentence that names the key and what is allowed."""
+    first = error.errors()[0]
+    location = [str(part) for part in first["loc"]]
+    key = ".".join(([prefix] if prefix else []) + location)
+    if first["type"] == "extra_forbidden":
+        section = _section(model, location[:-1])
+        allowed = ", ".join(section.model_fields) if section else "none"
+        near = difflib.get_close_matches(location[-1], list(section.model_fields) if section else [], n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        return ConfigError(f"unknown config key {key!r}{hint}; allowed keys here: {allowed}.")
+    if first["type"] == "missing":
+        return ConfigError(f"config key {key!r} is required; add it to the config or as {key}=VALUE.")
+    message = first["msg"].rstrip(".")
+    return ConfigError(f"config key {key!r} = {first.get('input')!r} is invalid: {message}.")
+
+
+def _section(model: type[BaseModel], path: list[str]) -> type[BaseModel] | None:
+    for part in path:
+        field = model.model_fields.get(part)
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model

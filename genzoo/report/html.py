@@ -1,0 +1,63 @@
+"""One self-contained HTML page per run: loss curves, sample grids over training, the config.
+
+Images are embedded as base64 PNG, so the page can be mailed or attached as it is.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+from genzoo.report.plots import plot_losses
+from genzoo.train.checkpoint import RunFolder, atomic_write_text
+from genzoo.train.log import read_log
+
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}
+figure{display:inline-block;margin:.4em;text-align:center}figure img{image-rendering:pixelated;width:240px}
+figcaption{font-size:.85em;color:#555}pre{background:#f6f6f6;padding:1em;overflow:auto}
+table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.3em .6em;text-align:right}"""
+
+
+def _image(path: Path, width: str = "") -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    style = f' style="width:{width}"' if width else ""
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(path.name)}"{style}>'
+
+
+def write_report(run: RunFolder, max_grids: int = 8) -> Path:
+    config = run.read_config()
+    records = read_log(run.log)
+    losses = plot_losses(run)
+    grids = sorted(run.samples.glob("step-*.png"))
+    if len(grids) > max_grids:  # evenly spaced over training, always with the last
+        picks = {round(i * (len(grids) - 1) / (max_grids - 1)) for i in range(max_grids)}
+        grids = [g for i, g in enumerate(grids) if i in picks]
+    last = records[-1] if records else {}
+    summary = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{v:.4g}</td></tr>" if isinstance(v, float)
+        else f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+        for k, v in last.items() if k != "time"
+    )
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>genzoo: {html.escape(run.path.name)}</title>",
+        f"<style>{STYLE}</style></head><body>",
+        f"<h1>genzoo run <code>{html.escape(str(run.path))}</code></h1>",
+        f"<p>family <b>{html.escape(config.get('family', '?'))}</b>, data <b>{html.escape(str(config.get('data', {}).get('name')))}</b>, "
+        f"{len(records)} log records.</p>",
+        "<h2>Latest samples</h2>",
+        _image(grids[-1], "420px") if grids else "<p>No sample grid yet.</p>",
+        "<h2>Losses</h2>",
+        _image(losses, "100%") if losses else "<p>Nothing logged yet.</p>",
+        "<h2>Last log record</h2>",
+        f"<table>{summary}</table>",
+        "<h2>Samples over training</h2>",
+        "".join(f"<figure>{_image(g)}<figcaption>{g.stem}</figcaption></figure>" for g in grids),
+        "<h2>Resolved config</h2>",
+        f"<pre>{html.escape(json.dumps(config, indent=2))}</pre>",
+        "</body></html>",
+    ]
+    atomic_write_text(run.report, "\n".join(parts))
+    return run.report

@@ -1,0 +1,38 @@
+"""Loss curves from `log.jsonl`, one panel per phase, drawn with matplotlib."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from genzoo.train.checkpoint import RunFolder, atomic_write
+from genzoo.train.log import read_log
+
+
+def plot_losses(run: RunFolder) -> Path | None:
+    """Write `losses.png` in the run folder; None when there is nothing logged yet."""
+    records = read_log(run.log)
+    if not records:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels: dict[str, list[str]] = defaultdict(list)
+    for key in records[-1]:
+        if "/" in key:
+            panels[key.split("/")[0]].append(key)
+    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.4), squeeze=False)
+    steps = [r["step"] for r in records]
+    for axis, (phase, keys) in zip(axes[0], panels.items()):
+        for key in keys:
+            axis.plot(steps, [r.get(key, float("nan")) for r in records], label=key.split("/", 1)[1])
+        axis.set_title(phase)
+        axis.set_xlabel("step")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    atomic_write(run.losses_plot, lambda tmp: figure.savefig(tmp, dpi=110, format="png"))
+    plt.close(figure)
+    return run.losses_plot

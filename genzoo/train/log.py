@@ -1,0 +1,49 @@
+"""Training logs: `log.jsonl` (one JSON object per log interval), TensorBoard, and the console."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+
+class TrainingLog:
+    def __init__(self, folder: Path, enabled: bool = True) -> None:
+        self.path = folder / "log.jsonl"
+        self.enabled = enabled
+        self._writer = None
+        if enabled:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(folder))
+
+    def write(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        for key, value in record.items():
+            if key != "step" and isinstance(value, (int, float)):
+                self._writer.add_scalar(key, value, record["step"])
+
+    def image(self, tag: str, grid: Tensor, step: int) -> None:
+        if self.enabled:
+            self._writer.add_image(tag, grid, step)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut by a crash
+    return records
