@@ -73,6 +73,14 @@ class RunFolder:
     def has_checkpoint(self) -> bool:
         return self.weights.exists() and self.state.exists()
 
+    def check_writable(self) -> None:
+        """Fail early, creating nothing, when the run folder could not be created or written."""
+        existing = self.path
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            raise GenzooError(f"cannot write to the run folder {str(self.path)!r} ({str(existing)!r} is not a writable folder); choose a writable --out.")
+
     def create(self) -> None:
         try:
             self.samples.mkdir(parents=True, exist_ok=True)

@@ -123,7 +123,7 @@ class Trainer:
                 f"{str(run.path)!r} already holds a run; pass --resume to continue it or choose another --out."
             )
         if self.is_main:
-            run.create()
+            run.check_writable()  # the folder itself is created once everything else checked out
 
     # ------------------------------------------------------------------------- checkpoints
 
@@ -210,6 +210,7 @@ class Trainer:
     def fit(self) -> RunFolder:
         train = self.config.train
         if self.is_main:
+            self.run.create()
             atomic_write_text(self.run.config, self.config.to_json())
         log = TrainingLog(self.run.path, enabled=self.is_main)
         previous = signal.signal(signal.SIGINT, self._request_stop) if _in_main_thread() else None
