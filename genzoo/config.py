@@ -92,6 +92,8 @@ def build_config(raw: dict[str, Any]) -> RunConfig:
         raise ConfigError("a config must be a mapping of keys to values; see `genzoo list` for presets.")
     if "family" not in raw:
         raise ConfigError(f"the config has no 'family' key; set it to one of: {', '.join(MODELS.names())}.")
+    if not isinstance(raw["family"], str):
+        raise ConfigError(f"config key 'family' must be a name, one of: {', '.join(MODELS.names())}.")
     family_class = MODELS.get(raw["family"])
     model_raw = raw.get("model") or {}
     try:
@@ -128,7 +130,9 @@ def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
     parts = key.split(".")
     node = raw
     for part in parts[:-1]:
-        child = node.setdefault(part, {})
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
         if not isinstance(child, dict):
             raise ConfigError(f"cannot set {key!r}: {part!r} is a value, not a section.")
         node = child
@@ -146,6 +150,8 @@ def _read_source(source: str) -> dict[str, Any]:
             raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         except (yaml.YAMLError, UnicodeDecodeError) as error:
             raise ConfigError(f"config file {source!r} is not valid YAML ({_first_line(error)}); fix the file.") from None
+        if raw is not None and not isinstance(raw, dict):
+            raise ConfigError(f"config file {source!r} holds a {type(raw).__name__}, not a mapping of keys to values; fix the file.")
         return dict(raw or {})
     preset = PRESET_DIR / f"{source}.yaml"
     if preset.exists():
@@ -154,8 +160,8 @@ def _read_source(source: str) -> dict[str, Any]:
         return {"family": source}
     choices = list_presets() + [n for n in MODELS.names() if n not in list_presets()]
     near = difflib.get_close_matches(source, choices, n=1)
-    hint = f" Did you mean {near[0]!r}?" if near else ""
-    raise ConfigError(f"unknown preset or family {source!r}; choose one of: {', '.join(choices)}, or a YAML file.{hint}")
+    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    raise ConfigError(f"unknown preset or family {source!r}{hint}; choose one of: {', '.join(choices)}, or a YAML file.")
 
 
 def _first_line(error: Exception) -> str:
@@ -165,8 +171,10 @@ def _first_line(error: Exception) -> str:
 def _explain(error: ValidationError, model: type[BaseModel], prefix: str = "") -> ConfigError:
     """Turn pydantic's first error into one sentence that names the key and what is allowed."""
     first = error.errors()[0]
-    location = [str(part) for part in first["loc"]]
+    location = [str(part) for part in first["loc"] if not isinstance(part, int)]  # drop list positions
     key = ".".join(([prefix] if prefix else []) + location)
+    if len(location) < len(first["loc"]):
+        return ConfigError(f"config key {key!r} has a wrong item ({first['msg'].rstrip('.').lower()}); give a list such as [0.5, 0.999].")
     if first["type"] == "extra_forbidden":
         section = _section(model, location[:-1])
         allowed = ", ".join(section.model_fields) if section else "none"

@@ -17,8 +17,9 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """A named table of classes or functions of one kind (models, datasets, ...)."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, plural: str | None = None) -> None:
         self.kind = kind
+        self.plural = plural or kind + "s"
         self._entries: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -35,7 +36,7 @@ class Registry(Generic[T]):
             return self._entries[name]
         except KeyError:
             known = ", ".join(sorted(self._entries)) or "none"
-            raise ConfigError(f"unknown {self.kind} {name!r}; known {self.kind}s: {known}.") from None
+            raise ConfigError(f"unknown {self.kind} {name!r}; known {self.plural}: {known}.") from None
 
     def names(self) -> list[str]:
         return sorted(self._entries)
@@ -47,7 +48,7 @@ class Registry(Generic[T]):
         return name in self._entries
 
 
-MODELS: Registry = Registry("family")
+MODELS: Registry = Registry("family", "families")
 DATASETS: Registry = Registry("dataset")
 METRICS: Registry = Registry("metric")
 FEATURES: Registry = Registry("feature network")

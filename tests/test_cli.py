@@ -166,3 +166,29 @@ def test_sample_refuses_a_family_that_cannot_generate(tmp_path, capsys):
     assert genzoo(capsys, "train", *ae, "--out", tmp_path / "ae")[0] == 0
     code, _, err = genzoo(capsys, "sample", tmp_path / "ae", "-o", tmp_path / "x.png")
     assert code == 2 and "cannot generate" in err and not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_interrupted_run_saves_a_checkpoint_and_resumes(signum, tmp_path):
+    import json
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "genzoo", "train", *TINY_VAE, "train.steps=100000", "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (out / "log.jsonl").exists() and time.time() < deadline:  # wait until it is training
+        time.sleep(0.2)
+    process.send_signal(getattr(signal, signum))
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert "checkpoint saved" in stderr and "genzoo resume" in stderr
+    import torch
+
+    step = torch.load(out / "training_state.pt", weights_only=True)["step"]
+    assert 1 <= step < 100000
+    resumed = subprocess.run([sys.executable, "-m", "genzoo", "resume", str(out), "--steps", str(step + 2)],
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((out / "log.jsonl").read_text().splitlines()[-1])["step"] == step + 2

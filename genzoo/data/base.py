@@ -71,7 +71,8 @@ def convert_channels(images: Tensor, channels: int | None) -> Tensor:
         return images
     if channels == 3:
         return images.expand(-1, 3, -1, -1).contiguous()
-    return TF.rgb_to_grayscale(images)
+    weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)  # ITU-R 601-2 luma, as PIL's convert("L")
+    return (images.float() * weights).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
 
 
 def resize_crop(images: Tensor, size: int) -> Tensor:

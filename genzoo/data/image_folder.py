@@ -53,7 +53,7 @@ def image_folder(config: DataConfig) -> ImageData:
     mode = "L" if channels == 1 else "RGB"
     tensors = []
     for path, image in zip(files, opened):
-        array = np.asarray(_to_8bit(image).convert(mode), dtype=np.uint8).reshape(image.height, image.width, channels)
+        array = np.array(_to_8bit(image).convert(mode), dtype=np.uint8).reshape(image.height, image.width, channels)
         tensors.append(resize_crop(torch.from_numpy(array).permute(2, 0, 1)[None], size))  # (1, C, s, s)
     classes = sorted({p.parent.relative_to(root).parts[0] for p in files if p.parent != root})
     labels, num_classes = None, None

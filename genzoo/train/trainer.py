@@ -213,8 +213,9 @@ class Trainer:
             self.run.create()
             atomic_write_text(self.run.config, self.config.to_json())
         log = TrainingLog(self.run.path, enabled=self.is_main)
-        previous = signal.signal(signal.SIGINT, self._request_stop) if _in_main_thread() else None
-        progress = _progress_bar(enabled=self.show_progress and self.is_main)
+        handled = (signal.SIGINT, signal.SIGTERM) if _in_main_thread() else ()
+        previous = {signum: signal.signal(signum, self._request_stop) for signum in handled}
+        progress = _progress_bar(enabled=self.show_progress and self.is_main and console.is_terminal)
         task = progress.add_task(self.config.family, total=train.steps, completed=self.step, speed="", losses="")
         sums: dict[str, Tensor] = {}
         count, last_time, last_position = 0, time.perf_counter(), self.stream.position
@@ -235,7 +236,7 @@ class Trainer:
                         progress.update(task, speed=f"{record['images_per_s']:,.0f} img/s",
                                         losses=" ".join(f"{k.split('/')[-1]}={v:.3g}" for k, v in record.items() if "/" in k))
                         if not console.is_terminal and self.is_main and self.show_progress:
-                            console.print(_format_record(record, train.steps))
+                            console.print(_format_record(record, train.steps), soft_wrap=True, highlight=False)
                         sums, count, last_time, last_position = {}, 0, now, self.stream.position
                     if self.step % train.sample_every == 0 or final:
                         self.write_samples(log)
@@ -247,8 +248,8 @@ class Trainer:
                     console.print(f"stopped at step {self.step}; checkpoint saved. Continue with: genzoo resume {self.run.path}")
         finally:
             log.close()
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         if self.is_main:
             from genzoo.report import write_report
 
