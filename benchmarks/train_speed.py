@@ -3,7 +3,9 @@
 What is measured: images per second of full training steps (a discriminator update on a real and a
 fake batch, then a generator update), after warm-up steps that are not timed. The clock reads
 `time.perf_counter()` around the timed steps, with `torch.cuda.synchronize()` before and after on
-CUDA, so ms/step is wall time per step and images/s is batch / (ms/step / 1000).
+CUDA, so ms/step is wall time per step and images/s is batch / (ms/step / 1000). The variants take
+turns in rounds of a few steps each and the fastest round of each variant is reported (all rounds
+go to the JSON), so that other load on a shared machine distorts the ratios as little as possible.
 
 Variants, each on synthetic images already on the device:
 - eager: the pytorch/examples DCGAN loop written the common way, here in plain PyTorch: G
@@ -15,9 +17,9 @@ Variants, each on synthetic images already on the device:
   `Trainer.train_step(sums)`; the summed losses are read once at the end of the timed region, as
   `Trainer.fit` reads them every log_every steps. Mixed precision is genzoo's default ("auto": bf16
   autocast on CUDA, fp32 on CPU); on CUDA also with train.mixed_precision=no. The preset keeps
-  its generator EMA (decay 0.999), updated every step.
+  its generator EMA (decay 0.999), updated every step. Labels read "genzoo (<mixed_precision>, <dtype>)".
 
-Run: python benchmarks/train_speed.py [--device auto|cpu|cuda] [--batches 64,512] [--steps N]
+Run: python benchmarks/train_speed.py [--device auto|cpu|cuda] [--batches 64,512] [--steps N] [--rounds N]
 The table is printed and a JSON file is written (default benchmarks/results/train_speed-<device>.json).
 """
 
@@ -30,8 +32,8 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from rich.console import Console
@@ -44,6 +46,7 @@ from genzoo.train.trainer import Trainer
 LATENT, WIDTH, SIZE, CHANNELS = 100, 64, 64, 3
 TARGET_RATIO_64, TARGET_IMAGES_512 = 5.0, 60_000  # BENCHMARKS.md, one H100
 RESULTS = Path(__file__).resolve().parent / "results"
+Runner = tuple[Callable[[], None], Callable[[], None]]  # (one training step, read the accumulated losses)
 
 
 # ----------------------------------------------------------------------------- the eager baseline
@@ -79,11 +82,11 @@ def init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def eager_runner(batch: int, device: torch.device) -> tuple[Callable[[], None], Callable[[], None]]:
+def eager_runner(batch: int, device: torch.device) -> Runner:
     """(step, read) for the common eager loop; `read` has nothing to do, every step syncs."""
     generator, discriminator = eager_generator().to(device), eager_discriminator().to(device)
-    generator.apply(init_weights)
-    discriminator.apply(init_weights)
+    for network in (generator, discriminator):
+        network.apply(init_weights)
     criterion = nn.BCELoss()
     optimizer_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
     optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -119,7 +122,7 @@ def eager_runner(batch: int, device: torch.device) -> tuple[Callable[[], None], 
 # ----------------------------------------------------------------------------- genzoo
 
 
-def genzoo_runner(batch: int, device: torch.device, mixed_precision: str, workdir: Path) -> tuple[Callable[[], None], Callable[[], None]]:
+def genzoo_runner(batch: int, device: torch.device, mixed_precision: str, workdir: Path) -> Runner:
     """(step, read) through genzoo's Trainer; `read` is the one host sync, as in `Trainer.fit`."""
     config = load_config("dcgan", [
         "data.name=fake", f"data.image_size={SIZE}", f"data.channels={CHANNELS}", f"data.max_images={4 * batch}",
@@ -127,11 +130,9 @@ def genzoo_runner(batch: int, device: torch.device, mixed_precision: str, workdi
         f"model.latent_dim={LATENT}", f"model.generator_width={WIDTH}", f"model.discriminator_width={WIDTH}",
     ])
     trainer = Trainer(config, out=workdir / f"genzoo-{batch}-{mixed_precision}", progress=False)
-    trainer.model.train()
     sums: dict[str, torch.Tensor] = {}
 
     def step() -> None:
-        trainer.step += 1
         trainer.train_step(sums)
 
     def read() -> None:
@@ -145,25 +146,32 @@ def genzoo_runner(batch: int, device: torch.device, mixed_precision: str, workdi
 # ----------------------------------------------------------------------------- timing and output
 
 
-def seconds_per_step(step: Callable[[], None], read: Callable[[], None], steps: int, warmup: int, device: torch.device) -> float:
+def time_rounds(runners: dict[str, Runner], steps: int, warmup: int, rounds: int, device: torch.device) -> dict:
+    """Seconds per step of each variant in each round. The variants take turns round by round, so
+    load from other processes (a shared CPU) falls on all of them alike."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for _ in range(warmup):
-        step()
-    read()
+    for step, read in runners.values():
+        for _ in range(warmup):
+            step()
+        read()
     sync()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    read()
-    sync()
-    return (time.perf_counter() - start) / steps
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, (step, read) in runners.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            read()
+            sync()
+            times[name].append((time.perf_counter() - start) / steps)
+    return times
 
 
-def default_steps(device: torch.device, batch: int) -> tuple[int, int]:
-    """(steps, warmup): enough for stable figures on CUDA, a few minutes at most on a small CPU."""
+def default_schedule(device: torch.device, batch: int) -> tuple[int, int, int]:
+    """(steps per round, rounds, warm-up steps): stable on CUDA, about two quiet minutes on 2 CPU cores."""
     if device.type == "cuda":
-        return 100, 20
-    return max(1, 192 // batch), 1
+        return 50, 5, 20
+    return max(1, 128 // batch), 3 if batch <= 128 else 2, 1
 
 
 def device_name(device: torch.device) -> str:
@@ -178,16 +186,21 @@ def device_name(device: torch.device) -> str:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Training images/s of genzoo's DCGAN (64x64x3) vs the plain eager pytorch/examples loop, "
-        "in the same process on synthetic data already on the device. Prints a table, writes JSON.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Training images/s of genzoo's DCGAN (64x64x3) against the plain eager pytorch/examples loop, "
+        "in one process on synthetic data already on the device. Variants take turns in rounds; the fastest "
+        "round of each is reported. Prints a table and writes JSON.",
     )
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: cuda when available")
-    parser.add_argument("--batches", default="64,512", help="comma-separated batch sizes")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                        help="default auto: cuda when available")
+    parser.add_argument("--batches", default="64,512", help="comma-separated batch sizes (default: 64,512)")
     parser.add_argument("--steps", type=int, default=None,
-                        help="timed steps per variant (default: 100 on CUDA; max(1, 192 // batch) on CPU)")
-    parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: 20 on CUDA, 1 on CPU)")
-    parser.add_argument("--json", type=Path, default=None, help="output file (default: benchmarks/results/train_speed-<device>.json)")
+                        help="timed steps per round (default: 50 on CUDA; max(1, 128 // batch) on CPU)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="timed rounds per variant (default: 5 on CUDA; on CPU 3, or 2 above batch 128)")
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="untimed steps per variant (default: 20 on CUDA, 1 on CPU)")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="output file (default: benchmarks/results/train_speed-<device>.json)")
     return parser.parse_args()
 
 
@@ -195,36 +208,35 @@ def main() -> None:
     args = parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda but no CUDA GPU is visible; use --device auto or cpu.")
-    device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu")
+    cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+    device = torch.device("cuda" if cuda else "cpu")
     batches = [int(b) for b in args.batches.split(",") if b.strip()]
-    variants = ["genzoo (auto)"] + (["genzoo (mixed_precision=no)"] if device.type == "cuda" else [])
+    auto_variant = f"genzoo (auto, {'bf16' if cuda else 'fp32'})"  # genzoo (train.mixed_precision, dtype)
     console = Console()
-    console.print(f"device: {device.type} ({device_name(device)}), torch {torch.__version__}, {os.cpu_count()} CPUs, "
-                  f"{torch.get_num_threads()} threads")
+    console.print(f"device: {device.type} ({device_name(device)}), torch {torch.__version__}, "
+                  f"{os.cpu_count()} CPUs, {torch.get_num_threads()} threads")
 
     measurements, settings = [], {}
     with tempfile.TemporaryDirectory(prefix="genzoo-train-speed-") as workdir:
         for batch in batches:
-            steps, warmup = default_steps(device, batch)
-            steps, warmup = args.steps or steps, warmup if args.warmup is None else args.warmup
-            settings[batch] = {"steps": steps, "warmup": warmup}
-            console.print(f"batch {batch}: {warmup} warm-up + {steps} timed steps per variant")
-            for variant in ["eager (pytorch/examples)"] + variants:
-                torch.manual_seed(0)
-                if variant.startswith("eager"):
-                    step, read = eager_runner(batch, device)
-                else:
-                    precision = "no" if "=no" in variant else "auto"
-                    step, read = genzoo_runner(batch, device, precision, Path(workdir))
-                seconds = seconds_per_step(step, read, steps, warmup, device)
-                measurements.append({"batch": batch, "variant": variant, "ms_per_step": 1000 * seconds,
-                                     "images_per_s": batch / seconds, "steps": steps, "warmup": warmup})
-                del step, read
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
+            steps, rounds, warmup = default_schedule(device, batch)
+            steps, rounds = args.steps or steps, args.rounds or rounds
+            warmup = warmup if args.warmup is None else args.warmup
+            settings[str(batch)] = {"steps_per_round": steps, "rounds": rounds, "warmup": warmup}
+            console.print(f"batch {batch}: {warmup} warm-up step(s), then {rounds} round(s) of {steps} timed step(s) "
+                          "per variant, variants taking turns; the fastest round is reported")
+            torch.manual_seed(0)
+            runners = {"eager (pytorch/examples)": eager_runner(batch, device),
+                       auto_variant: genzoo_runner(batch, device, "auto", Path(workdir))}
+            if cuda:
+                runners["genzoo (no, fp32)"] = genzoo_runner(batch, device, "no", Path(workdir))
+            for variant, seconds in time_rounds(runners, steps, warmup, rounds, device).items():
+                best = min(seconds)
+                measurements.append({"batch": batch, "variant": variant, "ms_per_step": 1000 * best,
+                                     "images_per_s": batch / best, "round_ms": [1000 * s for s in seconds]})
 
     baseline = {m["batch"]: m["images_per_s"] for m in measurements if m["variant"].startswith("eager")}
-    table = Table(title=f"DCGAN 64x64x3 training speed on {device_name(device)}")
+    table = Table(title=f"DCGAN 64x64x3 training speed, {device_name(device)}")
     for column in ("device", "batch", "variant", "ms/step", "images/s", "vs eager"):
         table.add_column(column, justify="left" if column in ("device", "variant") else "right")
     for m in measurements:
@@ -233,16 +245,14 @@ def main() -> None:
                       f"{m['images_per_s']:,.0f}", f"{m['ratio_vs_eager']:.2f}x")
     console.print(table)
 
-    on_cuda = device.type == "cuda"
-    console.print(f"H100 targets (BENCHMARKS.md): genzoo >= {TARGET_RATIO_64:g}x the eager loop at batch 64, "
-                  f">= {TARGET_IMAGES_512:,} images/s at batch 512. They apply to CUDA devices (set on an H100); "
-                  f"this device is {'CUDA: ' + device_name(device) if on_cuda else 'not CUDA, so they do not apply here'}.")
-    if on_cuda:
-        for m in measurements:
-            if m["variant"] == "genzoo (auto)" and m["batch"] in (64, 512):
-                value, goal = ((m["ratio_vs_eager"], TARGET_RATIO_64) if m["batch"] == 64
-                               else (m["images_per_s"], TARGET_IMAGES_512))
-                console.print(f"  batch {m['batch']}: {value:,.2f} vs target {goal:,} -> {'met' if value >= goal else 'not met'}")
+    console.print(f"H100 targets (BENCHMARKS.md): genzoo >= {TARGET_RATIO_64:g}x the eager loop at batch 64 and "
+                  f">= {TARGET_IMAGES_512:,} images/s at batch 512. They apply to a CUDA device (they were set on "
+                  f"an H100); this one is {'CUDA: ' + device_name(device) if cuda else 'not, so they do not apply'}.")
+    for m in [m for m in measurements if cuda and m["variant"] == auto_variant and m["batch"] in (64, 512)]:
+        value, goal, unit = ((m["ratio_vs_eager"], TARGET_RATIO_64, "x eager") if m["batch"] == 64
+                             else (m["images_per_s"], TARGET_IMAGES_512, " images/s"))
+        console.print(f"  batch {m['batch']}: {value:,.2f}{unit} (target {goal:,}{unit}): "
+                      f"{'met' if value >= goal else 'not met'}")
 
     path = args.json or RESULTS / f"train_speed-{device.type}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -251,9 +261,9 @@ def main() -> None:
         "device": device.type, "device_name": device_name(device), "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "settings": {"image_size": SIZE, "channels": CHANNELS, "latent_dim": LATENT, "width": WIDTH,
-                     "batches": {str(b): s for b, s in settings.items()}, "genzoo_preset": "dcgan"},
+                     "genzoo_preset": "dcgan", "reported": "fastest round", "batches": settings},
         "targets_h100": {"ratio_vs_eager_at_64": TARGET_RATIO_64, "images_per_s_at_512": TARGET_IMAGES_512,
-                         "apply": on_cuda},
+                         "apply": cuda},
         "measurements": measurements,
     }, indent=2) + "\n")
     console.print(f"wrote {path}")

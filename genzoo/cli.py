@@ -113,6 +113,60 @@ def sample(
     out.print(f"wrote {n} samples{' (EMA weights)' if getattr(model, 'uses_ema', False) else ''} to [bold]{output}[/]")
 
 
+@app.command("eval")
+def eval_command(
+    run: Annotated[Optional[Path], typer.Argument(help="A run folder written by `genzoo train`.", show_default=False)] = None,
+    metrics: Annotated[str, typer.Option(help="Comma-separated: fid, kid, is, pr, dc, variety, recon.")] = "fid,kid,is,pr,dc,variety",
+    num_samples: Annotated[int, typer.Option("--num-samples", "-n", min=1, help="Generated images to score.")] = 10_000,
+    num_real: Annotated[Optional[int], typer.Option(min=1, help="Real images [default: max(num-samples, 10000), capped at the split].", show_default=False)] = None,
+    extractor: Annotated[str, typer.Option(help="Feature network: fmnist (offline, shipped) or inception (FID Inception-v3).")] = "fmnist",
+    inception_weights: Annotated[Optional[str], typer.Option(help="Local pt_inception-2015-12-05 weights file for --extractor inception.")] = None,
+    split: Annotated[Optional[str], typer.Option(help="Reference split of the run's dataset (train, test, all) [default: the run's].", show_default=False)] = None,
+    ema: Annotated[Optional[bool], typer.Option("--ema/--no-ema", help="Use the EMA weights [default: when the run has them].", show_default=False)] = None,
+    real: Annotated[Optional[Path], typer.Option(help="Folder of real images (with --fake, instead of a run).")] = None,
+    fake: Annotated[Optional[Path], typer.Option(help="Folder of generated images (with --real).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the samples and subsets.")] = 0,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per feature batch.")] = 500,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the scores with their protocols to this JSON file.")] = None,
+) -> None:
+    """Score a run's samples (FID, KID, IS, precision/recall, density/coverage, class variety), or two folders.
+
+    Every score is printed with its protocol: feature network and weights hash, image counts, reference, EMA.
+    Examples: genzoo eval runs/dcgan --metrics fid,pr -n 5000;  genzoo eval --real photos/ --fake samples/
+    """
+    import json
+
+    from genzoo.metrics import evaluate, evaluate_folders
+
+    names = [m.strip() for m in metrics.split(",") if m.strip()]
+    if (real is None) != (fake is None):
+        raise GenzooError("--real and --fake go together: give both folders, or a run folder instead.")
+    if real is not None:
+        if run is not None:
+            raise GenzooError("give either a run folder or --real/--fake folders, not both.")
+        scores = evaluate_folders(real, fake, names, num_samples=None if num_samples == 10_000 else num_samples,
+                                  extractor=extractor, extractor_weights=inception_weights, batch_size=batch_size, seed=seed)
+    elif run is None:
+        raise GenzooError("give a run folder to evaluate, or --real DIR --fake DIR.")
+    else:
+        scores = evaluate(run, names, split=split, num_samples=num_samples, num_real=num_real, extractor=extractor,
+                          extractor_weights=inception_weights, ema=ema, batch_size=batch_size, seed=seed)
+    table = Table("metric", "value", "± std", "n_real", "n_fake", title="scores")
+    for score in scores:
+        table.add_row(score.name, f"{score.value:.4f}", "" if score.std is None else f"{score.std:.4f}",
+                      str(score.protocol.get("n_real", "")), str(score.protocol.get("n_fake", "")))
+    out.print(table)
+    first = scores[0].protocol if scores else {}
+    out.print(f"protocol: extractor {first.get('extractor')} (sha256 {str(first.get('extractor_sha256'))[:12]}…), "
+              f"resize: {first.get('resize')}; reference: {json.dumps(first.get('reference'))}; "
+              f"EMA: {first.get('ema')}; seed {first.get('seed')}", soft_wrap=True, highlight=False)
+    if json_out is not None:
+        from genzoo.train.checkpoint import atomic_write_text
+
+        atomic_write_text(json_out, json.dumps([s.as_dict() for s in scores], indent=2) + "\n")
+        out.print(f"wrote {json_out}")
+
+
 @app.command()
 def report(run: Annotated[Path, typer.Argument(help="A run folder written by `genzoo train`.")]) -> None:
     """Write report.html in the run folder: loss curves, sample grids, config."""

@@ -68,6 +68,10 @@ class TrainConfig(StrictModel):
     sample_every: PositiveInt = 500  # steps between sample grids in samples/
     checkpoint_every: PositiveInt = 1000  # steps between checkpoints (one is always written at the end)
     num_preview: PositiveInt = 64  # images in each sample grid
+    eval_every: PositiveInt | None = None  # steps between evaluations into metrics.jsonl; None: never
+    eval_metrics: tuple[str, ...] = ("fid", "pr")  # registered metrics (`genzoo list`)
+    eval_samples: PositiveInt = 2000  # generated images per evaluation
+    eval_extractor: str = "fmnist"  # feature network of the evaluations
 
 
 class RunConfig(StrictModel):

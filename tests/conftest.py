@@ -18,12 +18,13 @@ TINY_MODELS: dict[str, dict[str, Any]] = {
 }
 
 
-def tiny_config(family: str, model: dict[str, Any] | None = None, **train: Any) -> RunConfig:
+def tiny_config(family: str, model: dict[str, Any] | None = None, data: dict[str, Any] | None = None,
+                **train: Any) -> RunConfig:
     """A run of 2 steps of batch 8 on 64 fake 16 x 16 images; `train` overrides train.* keys."""
     return build_config({
         "family": family,
         "model": {**TINY_MODELS[family], **(model or {})},
-        "data": {"name": "fake", "image_size": 16, "max_images": 64},
+        "data": {"name": "fake", "image_size": 16, "max_images": 64, **(data or {})},
         "train": {"steps": 2, "batch_size": 8, "log_every": 1, "sample_every": 1, "checkpoint_every": 1,
                   "num_preview": 4, "seed": 0, **train},
     })
@@ -33,3 +34,9 @@ def tiny_config(family: str, model: dict[str, Any] | None = None, **train: Any) 
 def _seed_and_threads():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Reference statistics go to a per-test cache, never to the user's ~/.cache."""
+    monkeypatch.setenv("GENZOO_CACHE", str(tmp_path_factory.mktemp("cache")))

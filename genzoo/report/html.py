@@ -53,6 +53,8 @@ def write_report(run: RunFolder, max_grids: int = 8) -> Path:
         _image(losses, "100%") if losses else "<p>Nothing logged yet.</p>",
         "<h2>Last log record</h2>",
         f"<table>{summary}</table>",
+        "<h2>Metrics</h2>",
+        _metrics_table(run.path / "metrics.jsonl"),
         "<h2>Samples over training</h2>",
         "".join(f"<figure>{_image(g)}<figcaption>{g.stem}</figcaption></figure>" for g in grids),
         "<h2>Resolved config</h2>",
@@ -61,3 +63,20 @@ def write_report(run: RunFolder, max_grids: int = 8) -> Path:
     ]
     atomic_write_text(run.report, "\n".join(parts))
     return run.report
+
+
+def _metrics_table(path: Path) -> str:
+    """The latest evaluation's scores, each with the protocol it was computed under."""
+    records = read_log(path)
+    if not records:
+        return "<p>No evaluation yet: <code>genzoo eval RUN</code>, or train with <code>train.eval_every=N</code>.</p>"
+    rows = []
+    for score in records[-1]["scores"]:
+        protocol = {k: v for k, v in score["protocol"].items() if k not in ("metric",)}
+        std = "" if score.get("std") is None else f" ± {score['std']:.4g}"
+        rows.append(f"<tr><th>{html.escape(score['name'])}</th><td>{score['value']:.4g}{std}</td>"
+                    f"<td style='text-align:left'><code>{html.escape(json.dumps(protocol))}</code></td></tr>")
+    history = ""
+    if len(records) > 1:
+        history = f"<p>{len(records)} evaluations in metrics.jsonl; the latest at step {records[-1].get('step')}.</p>"
+    return f"{history}<table><tr><th>metric</th><th>value</th><th>protocol</th></tr>{''.join(rows)}</table>"

@@ -28,6 +28,10 @@ class TrainingLog:
             if key != "step" and isinstance(value, (int, float)):
                 self._writer.add_scalar(key, value, record["step"])
 
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        if self.enabled:
+            self._writer.add_scalar(tag, value, step)
+
     def image(self, tag: str, grid: Tensor, step: int) -> None:
         if self.enabled:
             self._writer.add_image(tag, grid, step)

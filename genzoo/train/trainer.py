@@ -74,9 +74,17 @@ class Trainer:
                 f"does not provide (it has {list(self.data.keys)}); choose a dataset with them."
             )
         self.model: GenerativeModel = MODELS.get(config.family)(config.model, self.data.info).to(self.device)
-        if self.device.type == "cuda":
+        self.channels_last = self.device.type == "cuda"
+        if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
             self.data.to(self.device)  # small datasets live on the GPU: no loader in the step loop
+        if train.eval_every:  # unknown metrics or a missing feature network fail now, not at step N
+            from genzoo.metrics.features import load_features
+            from genzoo.registry import METRICS
+
+            for name in train.eval_metrics:
+                METRICS.get(name)
+            self._eval_network, self._eval_real = load_features(train.eval_extractor), None
         self.groups = self.model.param_groups()
         fused = self.device.type == "cuda"
         self.optimizers = {name: OPTIMIZERS[train.optimizer](params, train, fused) for name, params in self.groups.items()}
@@ -163,8 +171,10 @@ class Trainer:
         if state["rng_cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng_cuda"])
         if self.is_main:  # drop log lines written after this checkpoint by the interrupted run
-            kept = [r for r in read_log(self.run.log) if r.get("step", 0) <= self.step]
-            atomic_write_text(self.run.log, "".join(json.dumps(r) + "\n" for r in kept))
+            for path in (self.run.log, self.run.path / "metrics.jsonl"):
+                if path.exists():
+                    kept = [r for r in read_log(path) if (r.get("step") or 0) <= self.step]
+                    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
         return tensors
 
     # ------------------------------------------------------------------------- the loop
@@ -184,7 +194,9 @@ class Trainer:
             grad.copy_(averaged)
 
     def train_step(self, sums: dict[str, Tensor]) -> None:
-        """One step: every phase of the family once (or `repeats` times). Adds losses to `sums`."""
+        """Advance one step: every phase of the family once (or `repeats` times). Adds losses to `sums`."""
+        self.step += 1
+        self.model.train()
         batch = None
         for phase in self.model.phases:
             if self.step % phase.every:
@@ -194,6 +206,8 @@ class Trainer:
             for _ in range(phase.repeats):
                 if phase.fresh_batch or batch is None:
                     batch = self.stream.next()
+                    if self.channels_last:  # the layout the convolutions run in on CUDA
+                        batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
                 with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
                     losses = self.model(phase.name, batch)
                 optimizer.zero_grad(set_to_none=True)
@@ -222,8 +236,6 @@ class Trainer:
         try:
             with progress:
                 while self.step < train.steps and not self._stop_requested:
-                    self.step += 1
-                    self.model.train()
                     self.train_step(sums)
                     count += 1
                     progress.advance(task)
@@ -240,6 +252,8 @@ class Trainer:
                         sums, count, last_time, last_position = {}, 0, now, self.stream.position
                     if self.step % train.sample_every == 0 or final:
                         self.write_samples(log)
+                    if train.eval_every and (self.step % train.eval_every == 0 or final):
+                        self.evaluate(log)
                     if self.step % train.checkpoint_every == 0 or final:
                         self.save_checkpoint()
             if self._stop_requested:
@@ -275,6 +289,29 @@ class Trainer:
                 )
             record[name] = total / (count * repeats.get(name.split("/")[0], 1))
         return record
+
+    def evaluate(self, log: TrainingLog) -> None:
+        """Score the model (its EMA when there is one) against the training data into metrics.jsonl."""
+        if not self.is_main:
+            return
+        from genzoo.metrics.context import EvalContext, model_batches
+        from genzoo.metrics.evaluate import compute
+
+        train = self.config.train
+        model = self.ema.model if self.ema is not None else self.model
+        model.eval()
+        reference = {"dataset": self.config.data.name, "split": self.config.data.split, "source": self.data.source}
+        context = EvalContext(self._eval_network, self.data, reference, min(len(self.data), max(train.eval_samples, 10_000)),
+                              model_batches(model, train.eval_samples, 500, train.seed), train.eval_samples, model=model,
+                              seed=train.seed, device=self.device, real_features=self._eval_real,
+                              protocol={"ema": self.ema is not None, "sampler": None, "step": self.step}, use_cache=False)
+        scores = compute(context, train.eval_metrics)
+        self._eval_real = context.real
+        record = {"step": self.step, "time": time.time(), "scores": [s.as_dict() for s in scores]}
+        with open(self.run.path / "metrics.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        for score in scores:
+            log.scalar(f"eval/{score.name}", score.value, self.step)
 
     @torch.no_grad()
     def write_samples(self, log: TrainingLog) -> None:

@@ -1,0 +1,95 @@
+"""The registered metrics: each reads an `EvalContext` and returns protocol-tagged `Score`s.
+
+Names carry the feature network: `fid-fmnist` is the Fréchet distance in genzoo's Fashion-MNIST
+features, `fid-inception` the usual Inception FID. They are never comparable with each other.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from genzoo.metrics.context import EvalContext, Score
+from genzoo.metrics.functional import (
+    check_fid_sample_count,
+    class_variety,
+    density_coverage,
+    frechet_distance,
+    inception_score,
+    kernel_inception_distance,
+    mse_psnr,
+    precision_recall,
+)
+from genzoo.models.base import CanReconstruct
+from genzoo.errors import GenzooError
+from genzoo.registry import METRICS
+
+
+def _score(ctx: EvalContext, metric: str, value: float, std: float | None = None, **protocol) -> Score:
+    name = f"{metric}-{ctx.network.name}"
+    return Score(name, float(value), None if std is None else float(std), {"metric": name, **ctx.protocol, **protocol})
+
+
+@METRICS.register("fid")
+def fid(ctx: EvalContext) -> list[Score]:
+    """Fréchet distance between Gaussians fitted to real and fake features (Heusel et al. 2017)."""
+    check_fid_sample_count(min(ctx.num_real, ctx.num_fake), ctx.network.feature_dim)
+    real, fake = ctx.real.moments, ctx.fake.moments
+    return [_score(ctx, "fid", frechet_distance(real.mean, real.covariance, fake.mean, fake.covariance))]
+
+
+@METRICS.register("kid")
+def kid(ctx: EvalContext) -> list[Score]:
+    """Unbiased MMD^2 with a cubic polynomial kernel over 100 subsets (Binkowski et al. 2018)."""
+    subset_size = min(1000, ctx.num_real, ctx.num_fake)
+    generator = torch.Generator().manual_seed(ctx.seed)
+    mean, std = kernel_inception_distance(ctx.real.features, ctx.fake.features, num_subsets=100,
+                                          subset_size=subset_size, generator=generator)
+    return [_score(ctx, "kid", mean, std, subsets=100, subset_size=subset_size)]
+
+
+@METRICS.register("is")
+def inception_score_metric(ctx: EvalContext) -> list[Score]:
+    """exp E_x KL(p(y|x) || p(y)) over 10 splits (Salimans et al. 2016)."""
+    mean, std = inception_score(logits=ctx.fake.logits, splits=10)
+    return [_score(ctx, "is", mean, std, splits=10)]
+
+
+@METRICS.register("pr")
+def precision_recall_metric(ctx: EvalContext) -> list[Score]:
+    """Improved precision (fakes on the real manifold) and recall (reals on the fake one), k = 3."""
+    result = precision_recall(ctx.real.features, ctx.fake.features, k=3)
+    return [_score(ctx, "precision", result["precision"], k=3), _score(ctx, "recall", result["recall"], k=3)]
+
+
+@METRICS.register("dc")
+def density_coverage_metric(ctx: EvalContext) -> list[Score]:
+    """Density and coverage (Naeem et al. 2020), k = 5."""
+    result = density_coverage(ctx.real.features, ctx.fake.features, k=5)
+    return [_score(ctx, "density", result["density"], k=5), _score(ctx, "coverage", result["coverage"], k=5)]
+
+
+@METRICS.register("variety")
+def variety(ctx: EvalContext) -> list[Score]:
+    """Mode-collapse detector: classes the feature network sees in the fakes, and the KL between the
+    fakes' class histogram and the real data's."""
+    real = ctx.real.labels if ctx.real.labels is not None else ctx.real.logits.softmax(1)
+    result = class_variety(ctx.fake.logits.double().softmax(1), real, ctx.network.num_classes)
+    return [_score(ctx, "classes", result["classes_covered"], of=ctx.network.num_classes),
+            _score(ctx, "class-kl", result["kl"])]
+
+
+@METRICS.register("recon")
+def reconstruction(ctx: EvalContext) -> list[Score]:
+    """MSE (images in [0, 1]) and PSNR of reconstructions of the real images, for families that reconstruct."""
+    if not isinstance(ctx.model, CanReconstruct):
+        raise GenzooError("the recon metric needs a model that reconstructs (autoencoder, vae); drop it from --metrics.")
+    total, count = {"mse": 0.0}, 0
+    for images in ctx.real_batches():
+        images = images.to(ctx.device)
+        result = mse_psnr(images, ctx.model.reconstruct(images))
+        total["mse"] += result["mse"] * len(images)
+        count += len(images)
+    mse = total["mse"] / count
+    psnr = float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(1.0 / mse, dtype=torch.float64)).item()
+    protocol = {"metric": "recon", "n_real": count, "reference": ctx.reference, "range": "images mapped to [0, 1]"}
+    return [Score("mse", mse, None, {**protocol, "metric": "mse"}), Score("psnr", psnr, None, {**protocol, "metric": "psnr"})]

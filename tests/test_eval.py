@@ -1,0 +1,157 @@
+"""Evaluation end to end: protocol-tagged scores of runs and folders, caching, refusals."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from conftest import tiny_config
+from PIL import Image
+from test_cli import genzoo as cli
+
+import genzoo
+from genzoo.errors import GenzooError
+from genzoo.metrics.fmnist_net import WEIGHTS
+from genzoo.train.checkpoint import sha256
+from genzoo.train.trainer import Trainer
+
+PROTOCOL_KEYS = {"metric", "extractor", "extractor_sha256", "n_real", "n_fake", "reference", "resize", "ema",
+                 "sampler", "seed"}
+
+
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "vae"
+    return Trainer(tiny_config("vae", ema_decay=0.5), out, progress=False).fit().path
+
+
+def test_scores_of_a_run_carry_their_protocol(vae_run):
+    scores = genzoo.evaluate(vae_run, ["fid", "kid", "is", "pr", "dc", "variety"], num_samples=200, num_real=300,
+                             batch_size=128)
+    names = [s.name for s in scores]
+    assert names == ["fid-fmnist", "kid-fmnist", "is-fmnist", "precision-fmnist", "recall-fmnist",
+                     "density-fmnist", "coverage-fmnist", "classes-fmnist", "class-kl-fmnist"]
+    for score in scores:
+        assert PROTOCOL_KEYS <= set(score.protocol), score.name
+        assert score.protocol["extractor_sha256"] == sha256(WEIGHTS)
+        assert score.protocol["n_fake"] == 200 and score.protocol["n_real"] == 300
+        assert score.protocol["reference"]["dataset"] == "fake" and score.protocol["reference"]["split"] == "train"
+        assert score.protocol["ema"] is True and torch.isfinite(torch.tensor(score.value))
+    values = {s.name: s.value for s in scores}
+    assert values["fid-fmnist"] > 0 and 0 <= values["precision-fmnist"] <= 1 and 1 <= values["is-fmnist"] <= 10
+    record = json.loads((vae_run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert record["step"] == 2 and [s["name"] for s in record["scores"]] == names
+
+
+def test_same_seed_same_scores_and_reference_is_cached(vae_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("GENZOO_CACHE", str(tmp_path))
+    first = genzoo.evaluate(vae_run, ["fid", "kid"], num_samples=200, num_real=300)
+    cached = list(tmp_path.rglob("*.safetensors"))
+    assert len(cached) == 1
+    second = genzoo.evaluate(vae_run, ["fid", "kid"], num_samples=200, num_real=300)
+    assert [s.value for s in first] == [s.value for s in second]
+    genzoo.evaluate(vae_run, ["fid"], num_samples=200, num_real=250)  # another reference: another cache entry
+    assert len(list(tmp_path.rglob("*.safetensors"))) == 2
+
+
+def test_fid_refuses_fewer_samples_than_feature_dimensions(vae_run):
+    with pytest.raises(GenzooError, match="at least"):
+        genzoo.evaluate(vae_run, ["fid"], num_samples=50, num_real=300)
+
+
+def test_reconstruction_metrics_and_refusals(tmp_path):
+    ae = Trainer(tiny_config("autoencoder"), tmp_path / "ae", progress=False).fit().path
+    mse, psnr = genzoo.evaluate(ae, ["recon"], num_samples=64)
+    assert (mse.name, psnr.name) == ("mse", "psnr") and 0 < mse.value < 1
+    assert psnr.value == pytest.approx(10 * math.log10(1 / mse.value), rel=1e-12)
+    with pytest.raises(GenzooError, match="does not generate"):
+        genzoo.evaluate(ae, ["fid"], num_samples=200)
+    gan = Trainer(tiny_config("gan"), tmp_path / "gan", progress=False).fit().path
+    with pytest.raises(GenzooError, match="reconstructs"):
+        genzoo.evaluate(gan, ["recon"], num_samples=200, num_real=200)
+
+
+def test_periodic_evaluation_during_training(tmp_path):
+    config = tiny_config("gan", data={"max_images": 200}, steps=4, eval_every=2, eval_metrics=["fid", "pr"],
+                         eval_samples=150)
+    run = Trainer(config, tmp_path / "run", progress=False).fit()
+    records = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 4]
+    assert [s["name"] for s in records[0]["scores"]] == ["fid-fmnist", "precision-fmnist", "recall-fmnist"]
+    assert "fid-fmnist" in run.report.read_text()
+
+
+def test_unknown_metric_in_training_fails_before_training(tmp_path):
+    with pytest.raises(GenzooError, match="unknown metric"):
+        Trainer(tiny_config("gan", eval_every=1, eval_metrics=["fidd"]), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def _folder(path, images):
+    path.mkdir(parents=True)
+    for i, image in enumerate(images):
+        image.save(path / f"{i}.png")
+    return path
+
+
+def _fashion_images(n, offset=0):
+    data = genzoo.data.build_dataset(genzoo.config.DataConfig(name="fashion-mnist-sample"))
+    return [Image.fromarray(data.images[offset + i, 0].numpy()) for i in range(n)]
+
+
+def test_folders_against_each_other(tmp_path):
+    real = _folder(tmp_path / "real", _fashion_images(200))
+    shifted = _folder(tmp_path / "fake", _fashion_images(200, offset=200))
+    generator = torch.Generator().manual_seed(0)
+    noise = _folder(tmp_path / "noise", [Image.fromarray(torch.randint(0, 256, (28, 28), generator=generator,
+                                                                       dtype=torch.uint8).numpy()) for _ in range(200)])
+    same = {s.name: s.value for s in genzoo.evaluate_folders(real, real, ["fid", "pr"])}
+    other = {s.name: s.value for s in genzoo.evaluate_folders(real, shifted, ["fid", "pr"])}
+    random = {s.name: s.value for s in genzoo.evaluate_folders(real, noise, ["fid", "pr"])}
+    assert abs(same["fid-fmnist"]) < 1e-6 and same["precision-fmnist"] == 1.0
+    assert 0 < other["fid-fmnist"] < random["fid-fmnist"] / 10
+    assert other["precision-fmnist"] > 0.5 > random["precision-fmnist"]
+    with pytest.raises(GenzooError, match="fewer than"):
+        genzoo.evaluate_folders(real, shifted, ["fid"], num_samples=500)
+
+
+def test_folders_of_mixed_sizes_modes_and_alpha(tmp_path):
+    images = _fashion_images(150)
+    mixed = [im.resize((40, 40)) if i % 3 == 0 else im.convert("RGB") if i % 3 == 1 else im.convert("RGBA")
+             for i, im in enumerate(images)]
+    real = _folder(tmp_path / "real", images)
+    fake = _folder(tmp_path / "mixed", mixed)
+    scores = {s.name: s for s in genzoo.evaluate_folders(real, fake, ["fid", "dc"])}
+    assert scores["fid-fmnist"].value < 5 and "centre crop" in scores["fid-fmnist"].protocol["folder_resize"]
+
+
+def test_eval_cli(vae_run, tmp_path, capsys):
+    code, out, err = cli(capsys, "eval", vae_run, "--metrics", "fid,pr", "-n", "200", "--num-real", "300",
+                            "--json", tmp_path / "scores.json")
+    assert code == 0, err
+    assert "fid-fmnist" in out and "protocol" in out and "sha256" in out
+    saved = json.loads((tmp_path / "scores.json").read_text())
+    assert [s["name"] for s in saved] == ["fid-fmnist", "precision-fmnist", "recall-fmnist"]
+
+
+@pytest.mark.parametrize("args, phrase", [
+    (["--metrics", "fidd"], "unknown metric"),
+    (["--extractor", "vgg"], "unknown feature network"),
+    (["--metrics", "fid", "-n", "20"], "at least"),
+    (["--extractor", "inception", "--inception-weights", "WEIGHTS_FILE"], "weights"),
+])
+def test_eval_cli_bad_input(vae_run, tmp_path, capsys, args, phrase):
+    (tmp_path / "weights.pth").write_text("not a state dict")
+    args = [str(tmp_path / "weights.pth") if a == "WEIGHTS_FILE" else a for a in args]
+    before = (vae_run / "metrics.jsonl").read_text() if (vae_run / "metrics.jsonl").exists() else None
+    code, out, err = cli(capsys, "eval", vae_run, *args)
+    assert code == 2 and phrase in err.lower() and len(err.strip().splitlines()) == 1, err
+    after = (vae_run / "metrics.jsonl").read_text() if (vae_run / "metrics.jsonl").exists() else None
+    assert before == after
+
+
+def test_eval_cli_folder_arguments(tmp_path, capsys):
+    assert "--real and --fake go together" in cli(capsys, "eval", "--real", tmp_path)[2]
+    assert cli(capsys, "eval")[0] == 2
