@@ -29,10 +29,10 @@ Overrides = Annotated[Optional[list[str]], typer.Argument(help="Dotted overrides
 
 @app.command("list")
 def list_command() -> None:
-    """List the families, presets and datasets genzoo has."""
+    """List the families, presets, datasets, metrics and feature networks genzoo has."""
     from genzoo.config import PRESET_DIR, list_presets
     from genzoo.models import DataInfo, capabilities
-    from genzoo.registry import DATASETS, MODELS
+    from genzoo.registry import DATASETS, FEATURES, METRICS, MODELS
 
     families = Table("family", "phases (per step)", "capabilities", "about", title="families")
     for name, family in MODELS.items():
@@ -45,7 +45,13 @@ def list_command() -> None:
     datasets = Table("dataset", "about", title="datasets (data.name=...)")
     for name, loader in DATASETS.items():
         datasets.add_row(name, (loader.__doc__ or sys.modules[loader.__module__].__doc__ or "").strip().splitlines()[0])
-    for table in (families, presets, datasets):
+    metrics = Table("metric", "about", title="metrics (genzoo eval --metrics ...)")
+    for name, function in METRICS.items():
+        metrics.add_row(name, (function.__doc__ or "").strip().splitlines()[0])
+    features = Table("feature network", "about", title="feature networks (genzoo eval --extractor ...)")
+    for name, loader in FEATURES.items():
+        features.add_row(name, (loader.__doc__ or "").strip().splitlines()[0])
+    for table in (families, presets, datasets, metrics, features):
         out.print(table)
 
 

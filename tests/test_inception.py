@@ -31,6 +31,15 @@ def _uint8_images(n: int, size: int, seed: int) -> torch.Tensor:
     return torch.randint(0, 256, (n, 3, size, size), generator=generator, dtype=torch.uint8)  # (n, 3, size, size)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One intra-op thread: on a shared 2-core machine, 2 threads run these 299 px forwards ~10x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def random_weights(tmp_path_factory) -> tuple[Path, dict[str, torch.Tensor]]:
     """A non-trivial random state dict: default init, random BN affine, BN statistics measured on noise, jittered.
@@ -120,12 +129,12 @@ def test_grey_and_uint8_inputs_reach_the_stem_as_rgb_in_minus_one_one(genzoo_inc
     stem = _stem_input(genzoo_inception, grey.float() / 127.5 - 1)  # (1, 3, 299, 299)
     assert stem.shape == (1, 3, 299, 299)
     assert torch.equal(stem, _stem_input(genzoo_inception, grey.repeat(1, 3, 1, 1).float() / 127.5 - 1))
-    assert torch.allclose(stem, _stem_input(genzoo_inception, grey), atol=1e-6)  # uint8 as u / 127.5 - 1
+    assert torch.allclose(stem, _stem_input(genzoo_inception, grey), atol=1e-6)  # uint8 as u / 255 * 2 - 1
 
 
 def test_features_and_logits_match_torch_fidelity(genzoo_inception, torch_fidelity_extractor):
-    # torch-fidelity resizes with TF1's bilinear rule and normalises uint8 as (u - 128) / 128; pytorch-fid and
-    # genzoo use PyTorch's bilinear rule and u / 127.5 - 1: at 299 px nothing is resized, and genzoo gets
+    # torch-fidelity resizes with TF1's bilinear rule and scales uint8 as (u - 128) / 128; pytorch-fid and genzoo
+    # use PyTorch's bilinear rule and u / 255 * 2 - 1. At 299 px nothing is resized, and genzoo is given
     # fidelity's scaling, so the two networks see the same input.
     smooth = F.interpolate(_uint8_images(2, 64, seed=2).float(), size=(299, 299), mode="bilinear")  # as calibrated
     images = smooth.round().to(torch.uint8)  # (2, 3, 299, 299)

@@ -14,7 +14,8 @@ from genzoo.config import DataConfig, build_config
 from genzoo.data import build_dataset
 from genzoo.errors import GenzooError
 from genzoo.metrics.context import EvalContext, Score, model_batches
-from genzoo.metrics.features import load_features
+from genzoo.data.base import ImageData
+from genzoo.metrics.features import FeatureNetwork, load_features
 from genzoo.registry import METRICS
 
 DEFAULT_METRICS = ("fid", "kid", "is", "pr", "dc", "variety")
@@ -82,31 +83,39 @@ def evaluate_folders(real_dir: str | Path, fake_dir: str | Path, metrics: Iterab
                      *, num_samples: int | None = None, extractor: str = "fmnist", extractor_weights: str | None = None,
                      batch_size: int = 500, seed: int = 0, device: str = "cpu") -> list[Score]:
     """Score a folder of generated images against a folder of real ones, as standalone FID tools do."""
+    network = load_features(extractor, extractor_weights)
+    loaded = {}
+    for role, folder in (("real", real_dir), ("fake", fake_dir)):
+        config = DataConfig(name="image-folder", root=str(folder), image_size=network.input_size, channels=network.channels)
+        loaded[role] = (config, build_dataset(config))
+    (real_config, real), (_, fake) = loaded["real"], loaded["fake"]
+    resize = f"folders: shorter side to {network.input_size} (antialiased bilinear), centre crop"
+    return evaluate_data(real, fake, metrics, reference=_reference(real_config, real.source), network=network,
+                         num_samples=num_samples, batch_size=batch_size, seed=seed, device=device,
+                         protocol={"fake": str(fake_dir), "folder_resize": resize})
+
+
+def evaluate_data(real: ImageData, fake: ImageData, metrics: Iterable[str], *, reference: dict[str, Any],
+                  network: FeatureNetwork, num_samples: int | None = None, num_real: int | None = None,
+                  batch_size: int = 500, seed: int = 0, device: str = "cpu",
+                  protocol: dict[str, Any] | None = None) -> list[Score]:
+    """Score in-memory fake images against real ones (both `ImageData`, images in [-1, 1])."""
     metrics = list(metrics)
     for name in metrics:
         METRICS.get(name)
     if "recon" in metrics:
-        raise GenzooError("the recon metric needs a model; it cannot be computed from two folders.")
-    network = load_features(extractor, extractor_weights)
-    folders = {}
-    for role, folder in (("real", real_dir), ("fake", fake_dir)):
-        config = DataConfig(name="image-folder", root=str(folder), image_size=network.input_size, channels=network.channels)
-        folders[role] = (config, build_dataset(config))
-    (real_config, real), (_, fake) = folders["real"], folders["fake"]
+        raise GenzooError("the recon metric needs a model; it cannot be computed from two sets of images.")
     num_fake = num_samples or len(fake)
     if num_fake > len(fake):
-        raise GenzooError(f"{fake_dir} holds {len(fake)} images, fewer than the {num_fake} asked; lower --num-samples.")
-    num_real = min(num_samples or len(real), len(real))
+        raise GenzooError(f"the generated set holds {len(fake)} images, fewer than the {num_fake} asked; lower --num-samples.")
+    num_real = min(num_real or num_samples or len(real), len(real))
 
     def fake_batches():
         for start in range(0, num_fake, batch_size):
             yield fake.batch(torch.arange(start, min(start + batch_size, num_fake)))["image"]
 
-    resize = f"folders: shorter side to {network.input_size} (antialiased bilinear), centre crop"
-    ctx = EvalContext(network, real, _reference(real_config, real.source), num_real, fake_batches, num_fake,
-                      batch_size=batch_size, seed=seed, device=device,
-                      protocol={"ema": None, "sampler": None, "fake": str(fake_dir), "folder_resize": resize},
-                      use_cache=False)
+    ctx = EvalContext(network, real, reference, num_real, fake_batches, num_fake, batch_size=batch_size, seed=seed,
+                      device=device, protocol={"ema": None, "sampler": None, **(protocol or {})}, use_cache=False)
     return compute(ctx, metrics)
 
 

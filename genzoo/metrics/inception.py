@@ -10,15 +10,15 @@ strict key and shape checks and the features equal pytorch-fid's:
 - the pool branch of Mixed_5b..5d (InceptionA), Mixed_6b..6e (InceptionC) and Mixed_7b (InceptionE)
   averages without counting the zero padding (TF's `avg_pool`, `count_include_pad=False`);
 - the pool branch of Mixed_7c uses 3x3 max pooling instead of average pooling;
-- the classifier has 1008 classes (1000 ImageNet classes and 8 unused ones).
+- the classifier has 1008 outputs (the 1000 ImageNet classes and 8 unused ones).
 
 Input convention: `forward(images)` takes float images in [-1, 1] (genzoo's convention) or uint8
-images in [0, 255], of shape (B, 3 or 1, H, W); grey is repeated to 3 channels. They are resized to
-299 x 299 exactly as pytorch-fid's `InceptionV3(resize_input=True, normalize_input=True)` does: to
-[0, 1] (u / 255), PyTorch bilinear interpolation with `align_corners=False` and no antialiasing,
-then to [-1, 1]; uint8 images give pytorch-fid's features bit for bit. torch-fidelity instead
-resizes with TF1's bilinear rule and scales uint8 as (u - 128) / 128, so its features differ
-slightly from these (and pytorch-fid's) unless the images are already 299 x 299.
+(any integer dtype) images in [0, 255], of shape (B, 3 or 1, H, W); grey is repeated to 3 channels.
+They are resized to 299 x 299 exactly as pytorch-fid's `InceptionV3(resize_input=True,
+normalize_input=True)` does: to [0, 1] (u / 255), PyTorch bilinear interpolation with
+`align_corners=False` and no antialiasing, then to [-1, 1]; uint8 images give pytorch-fid's features
+bit for bit. torch-fidelity instead resizes with TF1's bilinear rule and scales uint8 as
+(u - 128) / 128, so its features differ from these (at 299 x 299, only by that scaling).
 
 Output: `{"features": (B, 2048) pool3, "logits": (B, 1008)}`. The logits are pool3 @ fc.weight.T
 *without* the fc bias, which is what the original Inception Score code computes (Salimans et al.
@@ -29,6 +29,7 @@ calls `logits_unbiased`; IS is the softmax over all 1008 of them.
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -39,7 +40,7 @@ from torchvision.models.inception import BasicConv2d, InceptionA, InceptionB, In
 from genzoo.errors import GenzooError
 from genzoo.train.checkpoint import sha256
 
-INCEPTION_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"  # noqa: E501
+INCEPTION_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
 FEATURE_DIM = 2048  # pool3 features
 NUM_CLASSES = 1008  # logits of the 2015-12-05 graph's classifier
 RESIZE = "bilinear 299x299 (pytorch-fid)"
@@ -78,7 +79,9 @@ class FIDInceptionE(InceptionE):
 
     def __init__(self, in_channels: int, pool: str) -> None:
         super().__init__(in_channels)
-        self.pool = pool  # "avg" or "max"; a plain attribute, not in the state dict
+        if pool not in ("avg", "max"):
+            raise ValueError(f"pool must be 'avg' or 'max', got {pool!r}")
+        self.pool = pool  # a plain attribute, not in the state dict
 
     def forward(self, x: Tensor) -> Tensor:
         branch3x3 = self.branch3x3_1(x)  # (B, 384, 8, 8)
@@ -116,11 +119,11 @@ class FIDInceptionV3(nn.Module):
         self.fc = nn.Linear(FEATURE_DIM, NUM_CLASSES)
 
     def forward(self, images: Tensor) -> dict[str, Tensor]:
-        """images: (B, 3 or 1, H, W), float in [-1, 1] or uint8 -> features (B, 2048), logits (B, 1008)."""
+        """(B, 3 or 1, H, W), float in [-1, 1] or integers in [0, 255] -> features (B, 2048), logits (B, 1008)."""
         if images.dim() != 4 or images.shape[1] not in (1, 3):
             raise GenzooError(f"Inception expects images of shape (B, 3 or 1, H, W), got {tuple(images.shape)}.")
         # pytorch-fid's order of operations, for bit-equal features on uint8 images: [0, 1], resize, then [-1, 1]
-        x = images.float() / 255 if images.dtype == torch.uint8 else (images.float() + 1) / 2  # (B, C, H, W) in [0, 1]
+        x = (images.float() + 1) / 2 if images.is_floating_point() else images.float() / 255  # (B, C, H, W) in [0, 1]
         x = x.expand(-1, 3, -1, -1)  # (B, 3, H, W); grey repeated
         x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)  # (B, 3, 299, 299)
         x = 2 * x - 1  # (B, 3, 299, 299) in [-1, 1]
@@ -139,10 +142,10 @@ class FIDInceptionV3(nn.Module):
 
 def _read_local(path: Path) -> object:
     if not path.is_file():
-        raise GenzooError(f"Inception weights file {path} does not exist; {_FIX}.")
+        raise GenzooError(f"Inception weights file {path} is missing or not a file; {_FIX}.")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # pickle, zip and weights-only errors all mean "not a weights file"
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:  # not a weights file
         raise GenzooError(f"{path} is not a PyTorch weights file ({type(error).__name__}); {_FIX}.") from None
 
 
@@ -151,7 +154,7 @@ def _download() -> tuple[object, Path]:
     try:
         state_dict = torch.hub.load_state_dict_from_url(
             INCEPTION_URL, model_dir=str(folder), map_location="cpu", progress=True, weights_only=True)
-    except Exception as error:  # no network, HTTP error, partial file
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:  # no network, bad file
         detail = " ".join(str(error).split())  # on one line
         raise GenzooError(f"could not download the FID Inception weights ({type(error).__name__}: {detail}); "
                           f"download {INCEPTION_URL} yourself and pass its path (or set $GENZOO_INCEPTION).") from None

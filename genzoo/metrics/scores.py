@@ -70,11 +70,14 @@ def density_coverage_metric(ctx: EvalContext) -> list[Score]:
 
 @METRICS.register("variety")
 def variety(ctx: EvalContext) -> list[Score]:
-    """Mode-collapse detector: classes the feature network sees in the fakes, and the KL between the
-    fakes' class histogram and the real data's."""
+    """Mode-collapse detector: classes seen in the fakes, KL of their class histogram to the data's.
+
+    The feature network classifies each fake; `classes` counts the classes that hold at least 10% of
+    the uniform share, and `class-kl` is KL(p_fake || p_real) over the class histograms."""
     real = ctx.real.labels if ctx.real.labels is not None else ctx.real.logits.softmax(1)
     result = class_variety(ctx.fake.logits.double().softmax(1), real, ctx.network.num_classes)
-    return [_score(ctx, "classes", result["classes_covered"], of=ctx.network.num_classes),
+    return [_score(ctx, "classes", result["classes_above_share"], of=ctx.network.num_classes,
+                   min_share="10% of 1/C", histogram=result["histogram"]),
             _score(ctx, "class-kl", result["kl"])]
 
 
