@@ -64,12 +64,13 @@ def train(
     steps: Annotated[Optional[int], typer.Option(help="Shortcut for train.steps=N.")] = None,
     data: Annotated[Optional[str], typer.Option(help="Shortcut for data.name=NAME.")] = None,
     data_root: Annotated[Optional[str], typer.Option(help="Shortcut for data.root=PATH (a local copy of the data).")] = None,
+    download: Annotated[bool, typer.Option("--download", help="Let torchvision download the dataset when no local copy is found.")] = False,
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
 ) -> None:
     """Train a model. Example: genzoo train dcgan train.steps=5000 --out runs/dcgan"""
     from genzoo.api import train as train_run
 
-    items = list(overrides or []) + [f"data.root={data_root}"] * (data_root is not None)
+    items = list(overrides or []) + [f"data.root={data_root}"] * (data_root is not None) + ["data.download=true"] * download
     run = train_run(preset, out_dir, data=data, steps=steps, overrides=items, resume=resume, progress=progress)
     _print_run(run)
 
@@ -96,8 +97,14 @@ def sample(
     output: Annotated[Path, typer.Option("-o", "--output", help="PNG file for the image grid.")] = Path("samples.png"),
     ema: Annotated[Optional[bool], typer.Option("--ema/--no-ema", help="Use the EMA weights [default: when the run has them].", show_default=False)] = None,
     seed: Annotated[int, typer.Option(help="Random seed of the samples.")] = 0,
+    labels: Annotated[Optional[str], typer.Option(help="Class labels for a conditional model: one index for all, or a comma list of n [default: every class in turn].", show_default=False)] = None,
+    truncation: Annotated[Optional[float], typer.Option(help="Truncate z to |z| <= T (GANs; 0.5 to 1 trades variety for quality).", show_default=False)] = None,
 ) -> None:
-    """Draw new images from a trained model and save them as one grid."""
+    """Draw new images from a trained model and save them as one grid.
+
+    Examples: genzoo sample runs/dcgan -n 64 -o grid.png --truncation 0.7;  genzoo sample runs/cgan --labels 7
+    """
+    import inspect
     import torch
     from torchvision.utils import save_image
 
@@ -110,7 +117,18 @@ def sample(
     if not isinstance(model, CanGenerate):
         raise GenzooError(f"{run} is a {type(model).__name__} run, which cannot generate new images "
                           f"(it can: {', '.join(capabilities(model))}); train a generative family such as vae or gan.")
-    images = model.generate(n, generator=torch.Generator().manual_seed(seed))  # (n, C, H, W)
+    options = {}
+    if truncation is not None:
+        if "truncation" not in inspect.signature(model.generate).parameters:
+            raise GenzooError(f"a {type(model).__name__} model has no truncation; drop --truncation.")
+        options["truncation"] = truncation
+    if labels is not None:
+        try:
+            values = [int(v) for v in labels.split(",")]
+        except ValueError:
+            raise GenzooError(f"--labels {labels!r} is not a class index or a comma list of them, e.g. --labels 3.") from None
+        options["labels"] = torch.tensor(values * n if len(values) == 1 else values)
+    images = model.generate(n, generator=torch.Generator().manual_seed(seed), **options)  # (n, C, H, W)
     output = output if output.suffix else output.with_suffix(".png")
     if not output.parent.is_dir():
         raise GenzooError(f"folder {str(output.parent)!r} does not exist; create it or choose another -o.")
@@ -225,6 +243,10 @@ def _first_comment(path: Path) -> str:
         if line.startswith("#"):
             return line.lstrip("# ").strip()
     return ""
+
+
+from genzoo.cli_latent import latent_app  # noqa: E402
+app.add_typer(latent_app, name="latent")
 
 
 def main() -> None:

@@ -1,26 +1,33 @@
-"""Loss terms that families share: adversarial objective pairs and the Gaussian KL.
+"""Loss terms that families share: adversarial objective pairs, the gradient penalty, the Gaussian KL.
 
-Adversarial objectives are (discriminator loss, generator loss) pairs over the discriminator's
-logits l = D(x) before any sigmoid, so D(x) = sigma(l). With log sigma(l) = -softplus(-l) and
-log(1 - sigma(l)) = -softplus(l), the losses below are exact and numerically stable.
+Adversarial objectives are (discriminator loss, generator loss) pairs over the discriminator's raw
+output l = D(x). For the log-loss objectives D(x) = sigma(l), and with log sigma(l) = -softplus(-l)
+and log(1 - sigma(l)) = -softplus(l) the losses are exact and numerically stable; the least-squares,
+Wasserstein and hinge objectives use l itself (no sigmoid). Each objective also names what its
+paper trains it with: a gradient penalty weight, a weight clipping bound, critic steps per
+generator step, and optimizer settings, which the GAN presets follow.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from genzoo.registry import ADVERSARIAL_LOSSES
 
 
 @dataclass(frozen=True)
 class AdversarialLoss:
-    discriminator: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]  # (real, fake logits) -> (loss_d_real, loss_d_fake)
-    generator: Callable[[Tensor], Tensor]  # fake logits -> loss_g
+    discriminator: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]  # (real, fake outputs) -> (loss_d_real, loss_d_fake)
+    generator: Callable[[Tensor], Tensor]  # fake outputs -> loss_g
+    probability: bool = True  # D(x) = sigma(l) is a probability (log-loss objectives); else a raw score
+    gradient_penalty: float = 0.0  # lambda of the paper's gradient penalty; 0: none
+    weight_clip: float | None = None  # c: critic weights clipped to [-c, c] after each step
+    paper: dict = field(default_factory=dict)  # training settings of the paper, for presets and docs
 
 
 def _discriminator_log_loss(real_logits: Tensor, fake_logits: Tensor) -> tuple[Tensor, Tensor]:
@@ -40,8 +47,65 @@ def _generator_non_saturating(fake_logits: Tensor) -> Tensor:
     return F.softplus(-fake_logits).mean()  # -log D(G(z))
 
 
+def _discriminator_least_squares(real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+    # Mao et al. (2017), Eq. 2 with a = 0 (fake), b = 1 (real): 1/2 E(D(x) - 1)^2 + 1/2 E D(G(z))^2.
+    return 0.5 * (real - 1).pow(2).mean(), 0.5 * fake.pow(2).mean()
+
+
+def _generator_least_squares(fake: Tensor) -> Tensor:
+    # Mao et al. (2017), Eq. 2 with c = 1: G minimises 1/2 E(D(G(z)) - 1)^2.
+    return 0.5 * (fake - 1).pow(2).mean()
+
+
+def _critic_wasserstein(real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+    # Arjovsky et al. (2017), Algorithm 1: the critic maximises E D(x) - E D(G(z)).
+    return -real.mean(), fake.mean()
+
+
+def _generator_wasserstein(fake: Tensor) -> Tensor:
+    # Arjovsky et al. (2017), Algorithm 1: G minimises -E D(G(z)); also the hinge GAN's generator.
+    return -fake.mean()
+
+
+def _discriminator_hinge(real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+    # Lim & Ye (2017); Miyato et al. (2018), Eq. 16: E max(0, 1 - D(x)) + E max(0, 1 + D(G(z))).
+    return F.relu(1 - real).mean(), F.relu(1 + fake).mean()
+
+
 ADVERSARIAL_LOSSES.register("minimax")(AdversarialLoss(_discriminator_log_loss, _generator_minimax))
 ADVERSARIAL_LOSSES.register("non-saturating")(AdversarialLoss(_discriminator_log_loss, _generator_non_saturating))
+ADVERSARIAL_LOSSES.register("lsgan")(AdversarialLoss(
+    _discriminator_least_squares, _generator_least_squares, probability=False,
+    paper={"optimizer": "adam", "lr": 2e-4, "betas": (0.5, 0.999)}))
+ADVERSARIAL_LOSSES.register("wgan")(AdversarialLoss(
+    _critic_wasserstein, _generator_wasserstein, probability=False, weight_clip=0.01,
+    paper={"optimizer": "rmsprop", "lr": 5e-5, "critic_steps": 5}))
+ADVERSARIAL_LOSSES.register("wgan-gp")(AdversarialLoss(
+    _critic_wasserstein, _generator_wasserstein, probability=False, gradient_penalty=10.0,
+    paper={"optimizer": "adam", "lr": 1e-4, "betas": (0.0, 0.9), "critic_steps": 5}))
+ADVERSARIAL_LOSSES.register("hinge")(AdversarialLoss(
+    _discriminator_hinge, _generator_wasserstein, probability=False,
+    paper={"optimizer": "adam", "lr": 2e-4, "betas": (0.0, 0.9)}))
+
+
+def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor,
+                     generator: torch.Generator | None = None) -> Tensor:
+    """Gulrajani et al. (2017), Eq. 3: E[(||grad_x^ D(x^)||_2 - 1)^2] on x^ = eps x + (1 - eps) x~,
+    eps ~ U[0, 1] per sample. Computed in float32 even under autocast (a second-order term that
+    bf16 rounds badly). real, fake: (B, C, H, W) -> scalar."""
+    with torch.autocast(real.device.type, enabled=False):
+        eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, generator=generator)  # (B, 1, 1, 1)
+        interpolates = (eps * real.float() + (1 - eps) * fake.float()).requires_grad_(True)  # (B, C, H, W)
+        scores = critic(interpolates).float()  # (B, 1)
+        (gradients,) = torch.autograd.grad(scores.sum(), interpolates, create_graph=True)  # (B, C, H, W)
+        return (gradients.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
+
+
+@torch.no_grad()
+def clip_weights(module: nn.Module, bound: float) -> None:
+    """Arjovsky et al. (2017), Algorithm 1: w <- clip(w, -c, c) for every critic parameter."""
+    for parameter in module.parameters():
+        parameter.clamp_(-bound, bound)
 
 
 def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:

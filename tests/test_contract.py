@@ -10,6 +10,7 @@ import torch
 from conftest import TINY_MODELS, tiny_config
 
 import genzoo
+from genzoo.config import build_config, list_presets, load_config
 from genzoo.data import build_dataset
 from genzoo.models import capabilities
 from genzoo.registry import MODELS
@@ -19,7 +20,20 @@ from genzoo.train.trainer import Trainer
 @pytest.mark.parametrize("family", MODELS.names())
 def test_family_contract(family, tmp_path):
     assert family in TINY_MODELS, f"add a tiny config for {family!r} to tests/conftest.py"
-    config = tiny_config(family, ema_decay=0.5)
+    check_contract(tiny_config(family, ema_decay=0.5), tmp_path)
+
+
+@pytest.mark.parametrize("preset", list_presets())
+def test_every_preset_passes_the_contract_at_a_tiny_size(preset, tmp_path):
+    raw = load_config(preset).model_dump(mode="json")
+    tiny = tiny_config(raw["family"], ema_decay=0.5).model_dump(mode="json")
+    raw["model"].update(TINY_MODELS[raw["family"]])  # the preset's objective, architecture, conditioning stay
+    raw["data"], raw["train"] = tiny["data"], {**raw["train"], **{k: v for k, v in tiny["train"].items() if k != "optimizer"}}
+    check_contract(build_config(raw), tmp_path)
+
+
+def check_contract(config, tmp_path):
+    family = config.family
     trainer = Trainer(config, tmp_path / "run", progress=False)
     initial = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     assert set(trainer.model.requires) <= set(trainer.data.keys)

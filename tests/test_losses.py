@@ -95,3 +95,49 @@ def test_dcgan_follows_the_guidelines_and_pytorch_examples_sizes():
     # the pytorch/examples DCGAN: G 3,576,704 parameters; D 2,765,568 plus the final bias
     assert sum(p.numel() for p in generator.parameters()) == 3_576_704
     assert sum(p.numel() for p in discriminator.parameters()) == 2_765_569
+
+
+def test_least_squares_wasserstein_and_hinge_hand_values():
+    real, fake = torch.tensor([[1.5], [0.5]]), torch.tensor([[0.5], [-1.0]])
+    lsgan, wgan, hinge = (ADVERSARIAL_LOSSES.get(n) for n in ("lsgan", "wgan", "hinge"))
+    # LSGAN (Mao et al. Eq. 2, a=0, b=c=1): 1/2 mean (D(x)-1)^2 = 1/2 * (0.25 + 0.25) / 2; 1/2 mean D(G(z))^2
+    assert [v.item() for v in lsgan.discriminator(real, fake)] == pytest.approx([0.125, 0.3125])
+    assert lsgan.generator(fake).item() == pytest.approx(0.5 * (0.25 + 4.0) / 2)
+    # WGAN: -E D(x), E D(G(z)); G: -E D(G(z))
+    assert [v.item() for v in wgan.discriminator(real, fake)] == pytest.approx([-1.0, -0.25])
+    assert wgan.generator(fake).item() == pytest.approx(0.25)
+    # hinge: E max(0, 1 - D(x)) = (0 + 0.5) / 2, E max(0, 1 + D(G(z))) = (1.5 + 0) / 2
+    assert [v.item() for v in hinge.discriminator(real, fake)] == pytest.approx([0.25, 0.75])
+    assert hinge.generator(fake).item() == pytest.approx(0.25)
+    assert lsgan.probability is False and wgan.weight_clip == 0.01
+    assert ADVERSARIAL_LOSSES.get("wgan-gp").gradient_penalty == 10.0
+
+
+def test_gradient_penalty_known_answers():
+    from genzoo.losses import gradient_penalty
+
+    real, fake = torch.randn(8, 1, 4, 4), torch.randn(8, 1, 4, 4)
+    unit = torch.randn(16)
+    unit = unit / unit.norm()
+    # a linear critic D(x) = w.x has gradient w everywhere: penalty (||w|| - 1)^2
+    assert gradient_penalty(lambda x: x.flatten(1) @ unit[:, None], real, fake).item() == pytest.approx(0.0, abs=1e-10)
+    assert gradient_penalty(lambda x: x.flatten(1) @ (3 * unit)[:, None], real, fake).item() == pytest.approx(4.0, rel=1e-5)
+    # D(x) = ||x||^2 / 2 has gradient x: penalty E(||x^|| - 1)^2 on the interpolates
+    generator = torch.Generator().manual_seed(0)
+    value = gradient_penalty(lambda x: 0.5 * x.flatten(1).pow(2).sum(1, keepdim=True), real, fake, generator=generator)
+    eps = torch.rand(8, 1, 1, 1, generator=torch.Generator().manual_seed(0))
+    interpolates = eps * real + (1 - eps) * fake
+    expected = (interpolates.flatten(1).norm(dim=1) - 1).pow(2).mean()
+    assert value.item() == pytest.approx(expected.item(), rel=1e-5)
+    # it stays in float32 under bf16 autocast
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert gradient_penalty(lambda x: x.flatten(1) @ (3 * unit)[:, None], real, fake).dtype == torch.float32
+
+
+def test_clip_weights_bounds_every_parameter():
+    from genzoo.losses import clip_weights
+
+    layer = nn.Linear(10, 10)
+    nn.init.normal_(layer.weight, std=1.0)
+    clip_weights(layer, 0.01)
+    assert max(p.abs().max().item() for p in layer.parameters()) <= 0.01

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from genzoo.config import DataConfig
-from genzoo.data import digits, fake, fashion_mnist, image_folder  # noqa: F401  (registers the datasets)
+from genzoo.data import digits, fake, fashion_mnist, image_folder, toy  # noqa: F401  (registers the datasets)
 from genzoo.data.base import BatchStream, ImageData, conform
 from genzoo.registry import DATASETS
 

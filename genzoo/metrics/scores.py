@@ -96,3 +96,22 @@ def reconstruction(ctx: EvalContext) -> list[Score]:
     psnr = float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(1.0 / mse, dtype=torch.float64)).item()
     protocol = {"metric": "recon", "n_real": count, "reference": ctx.reference, "range": "images mapped to [0, 1]"}
     return [Score("mse", mse, None, {**protocol, "metric": "mse"}), Score("psnr", psnr, None, {**protocol, "metric": "psnr"})]
+
+
+@METRICS.register("label-accuracy")
+def label_accuracy(ctx: EvalContext) -> list[Score]:
+    """Share of a conditional model's samples that the feature network classifies as the class asked for."""
+    model = ctx.model
+    if not getattr(model, "conditional", False):
+        raise GenzooError("label-accuracy needs a class-conditional model (e.g. the cgan or acgan presets); drop it from --metrics.")
+    if model.num_classes != ctx.network.num_classes:
+        raise GenzooError(f"the model has {model.num_classes} classes but the {ctx.network.name} feature network "
+                          f"{ctx.network.num_classes}; label-accuracy needs the same classes.")
+    generator = torch.Generator(device=model.device).manual_seed(ctx.seed)
+    correct = 0
+    for start in range(0, ctx.num_fake, ctx.batch_size):
+        labels = torch.arange(start, min(start + ctx.batch_size, ctx.num_fake), device=model.device) % model.num_classes
+        images = model.generate(len(labels), labels=labels, generator=generator)
+        predicted = ctx.network(images.to(ctx.device))["logits"].argmax(1)
+        correct += (predicted.cpu() == labels.cpu()).sum().item()
+    return [_score(ctx, "label-accuracy", correct / ctx.num_fake, labels="every class in turn")]

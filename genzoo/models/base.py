@@ -68,6 +68,9 @@ class GenerativeModel(nn.Module):
     def forward(self, phase: str, batch: dict[str, Tensor]) -> dict[str, Tensor]:  # pragma: no cover
         raise NotImplementedError
 
+    def after_step(self, phase: str) -> None:
+        """Called after each optimizer step of `phase` (e.g. weight clipping); nothing by default."""
+
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
@@ -109,9 +112,7 @@ def preview_images(model: nn.Module, batch: dict[str, Tensor], n: int, seed: int
     try:
         if isinstance(model, CanGenerate):
             generator = torch.Generator(device=model.device).manual_seed(seed)
-            labels = batch.get("label")
-            labels = labels[:n] if labels is not None and len(labels) >= n else None
-            return model.generate(n, labels=labels, generator=generator)
+            return model.generate(n, generator=generator)  # conditional models cycle through the classes
         if isinstance(model, CanReconstruct):
             x = batch["image"][: max(1, n // 2)]  # (b, C, H, W)
             pairs = torch.stack([x, model.reconstruct(x)], dim=1)  # (b, 2, C, H, W)

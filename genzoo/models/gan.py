@@ -1,22 +1,35 @@
-"""GAN: a generator against a discriminator, with the DCGAN architecture.
+"""GAN: a generator against a discriminator, with a table of objectives and class conditioning.
 
 Goodfellow et al., "Generative Adversarial Nets" (2014): D and G play the minimax game
     min_G max_D  E_x[log D(x)] + E_z[log(1 - D(G(z)))]            (Eq. 1)
-trained by alternating k steps of D with one step of G (Algorithm 1). The generator objective is
-either the minimax one, minimise log(1 - D(G(z))), or the non-saturating one of Sec. 3, maximise
-log D(G(z)) (the default). Both live in `genzoo.losses` as registered objective pairs.
+trained by alternating k steps of D with one step of G (Algorithm 1). Each later objective answers a
+failure of the last, and lives in `genzoo.losses` as a registered (D loss, G loss) pair: `minimax`,
+`non-saturating` (Sec. 3, the default), `lsgan` (Mao et al. 2017), `wgan` with weight clipping
+(Arjovsky et al. 2017), `wgan-gp` with a gradient penalty (Gulrajani et al. 2017) and `hinge`
+(Lim & Ye 2017; Miyato et al. 2018). Settings left at None take the objective's paper values.
 
-Networks: Radford et al., "DCGAN" (2016), see `genzoo.nn.dcgan`.
+Networks: DCGAN (Radford et al. 2016, `genzoo.nn.dcgan`), a ResNet with optional spectral norm
+(Miyato et al. 2018, `genzoo.nn.resnet`), or an MLP for 2-D toys (`genzoo.nn.mlp`). The
+discriminator is a body phi(x) -> (B, F) with heads added here:
+- unconditional: D(x) = w^T phi(x) + b;
+- `cgan`: labels feed G (one-hot, concatenated to z; Mirza & Osindero 2014) and a projection
+  discriminator D(x, y) = w^T phi(x) + b + embed(y)^T phi(x) (Miyato & Koyama 2018, Eq. 3);
+- `acgan`: labels feed G; D also classifies, and both add the class log-likelihood of the true
+  label to their objectives (Odena et al. 2017, Eqs. 2-3).
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
-from pydantic import PositiveInt, field_validator
-from torch import Tensor
+import torch.nn.functional as F
+from pydantic import NonNegativeFloat, PositiveFloat, PositiveInt, field_validator
+from torch import Tensor, nn
 
 from genzoo.config import FamilyConfig
-from genzoo.losses import ADVERSARIAL_LOSSES
+from genzoo.errors import GenzooError
+from genzoo.losses import ADVERSARIAL_LOSSES, clip_weights, gradient_penalty
 from genzoo.models.base import DataInfo, GenerativeModel, Phase
 from genzoo.nn import DownConvStack, UpConvStack, init_dcgan_weights
 from genzoo.registry import MODELS
@@ -25,11 +38,18 @@ from genzoo.registry import MODELS
 
 
 class GANConfig(FamilyConfig):
-    objective: str = "non-saturating"  # generator/discriminator loss pair: minimax, non-saturating
+    objective: str = "non-saturating"  # minimax, non-saturating, lsgan, wgan, wgan-gp, hinge
+    architecture: Literal["dcgan", "resnet", "mlp"] = "dcgan"
     latent_dim: PositiveInt = 100  # z ~ N(0, I) of this size (DCGAN uses 100)
     generator_width: PositiveInt = 64  # channels of the last hidden generator layer (ngf)
     discriminator_width: PositiveInt = 64  # channels of the first discriminator layer (ndf)
-    discriminator_steps: PositiveInt = 1  # k discriminator steps per generator step (Algorithm 1)
+    discriminator_norm: Literal["batch", "layer", "none"] | None = None  # None: batch, or none for wgan-gp / SN
+    spectral_norm: bool = False  # spectral normalisation of every discriminator layer (Miyato et al. 2018)
+    discriminator_steps: PositiveInt | None = None  # k of Algorithm 1; None: the objective's (5 for WGAN), else 1
+    gradient_penalty: NonNegativeFloat | None = None  # lambda; None: the objective's (10 for wgan-gp), else 0
+    weight_clip: PositiveFloat | None = None  # c; None: the objective's (0.01 for wgan), else no clipping
+    conditional: Literal["none", "cgan", "acgan"] = "none"  # class conditioning (needs labels)
+    auxiliary_weight: NonNegativeFloat = 1.0  # weight of the AC-GAN class terms
 
     @field_validator("objective")
     @classmethod
@@ -37,6 +57,54 @@ class GANConfig(FamilyConfig):
         if name not in ADVERSARIAL_LOSSES:
             raise ValueError(f"unknown objective; choose one of {', '.join(ADVERSARIAL_LOSSES.names())}")
         return name
+
+
+# ----------------------------------------------------------------------------- networks
+
+
+def build_networks(config: GANConfig, info: DataInfo, condition_dim: int, norm: str) -> tuple[nn.Module, nn.Module]:
+    """(generator: z (B, D + condition_dim) -> (B, C, s, s), discriminator body: image -> (B, F))."""
+    latent = config.latent_dim + condition_dim
+    if config.architecture == "dcgan":
+        generator = UpConvStack(latent, info.image_size, info.channels, config.generator_width)
+        body = DownConvStack(info.image_size, info.channels, config.discriminator_width, out_dim=None, norm=norm)
+        init_dcgan_weights(generator)
+        init_dcgan_weights(body)
+    elif config.architecture == "resnet":
+        from genzoo.nn.resnet import ResNetDiscriminatorBody, ResNetGenerator
+
+        generator = ResNetGenerator(latent, info.image_size, info.channels, config.generator_width)
+        body = ResNetDiscriminatorBody(info.image_size, info.channels, config.discriminator_width, norm=norm)
+    else:
+        from genzoo.nn.mlp import MLPDiscriminatorBody, MLPGenerator
+
+        generator = MLPGenerator(latent, out_dim=info.channels * info.image_size**2, width=config.generator_width)
+        body = MLPDiscriminatorBody(in_dim=info.channels * info.image_size**2, width=config.discriminator_width)
+    return generator, body
+
+
+class Discriminator(nn.Module):
+    """phi(x) -> a score (B, 1) and, for AC-GAN, class logits (B, K)."""
+
+    def __init__(self, body: nn.Module, num_classes: int, conditional: str) -> None:
+        super().__init__()
+        self.body = body
+        self.score = nn.Linear(body.feature_dim, 1)
+        self.projection = nn.Embedding(num_classes, body.feature_dim) if conditional == "cgan" else None
+        self.classifier = nn.Linear(body.feature_dim, num_classes) if conditional == "acgan" else None
+
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        features = self.body(x)  # (B, F)
+        score = self.score(features)  # (B, 1)
+        if self.projection is not None:
+            score = score + (self.projection(labels) * features).sum(1, keepdim=True)  # + embed(y)^T phi(x)
+        return score, None if self.classifier is None else self.classifier(features)  # (B, 1), (B, K)
+
+
+def _apply_spectral_norm(module: nn.Module) -> None:
+    for layer in list(module.modules()):
+        if isinstance(layer, (nn.Conv2d, nn.Linear, nn.Embedding)):
+            nn.utils.parametrizations.spectral_norm(layer)
 
 
 # ----------------------------------------------------------------------------- model
@@ -49,16 +117,29 @@ class GAN(GenerativeModel):
 
     def __init__(self, config: GANConfig, info: DataInfo) -> None:
         super().__init__(config, info)
-        self.generator = UpConvStack(config.latent_dim, info.image_size, info.channels, config.generator_width)
-        self.discriminator = DownConvStack(info.image_size, info.channels, config.discriminator_width, out_dim=1)
-        init_dcgan_weights(self)
         self.objective = ADVERSARIAL_LOSSES.get(config.objective)
+        self.conditional = config.conditional != "none"
+        if self.conditional and not info.num_classes:
+            raise GenzooError(f"a {config.conditional} GAN needs class labels, and this dataset has none; "
+                              "use a labelled dataset or model.conditional=none.")
+        self.num_classes = info.num_classes or 0
+        self.requires = ("image", "label") if self.conditional else ("image",)
+        norm = config.discriminator_norm or ("none" if self.objective.gradient_penalty or config.spectral_norm else "batch")
+        generator, body = build_networks(config, info, self.num_classes if self.conditional else 0, norm)
+        self.generator = generator
+        self.discriminator = Discriminator(body, max(self.num_classes, 1), config.conditional)
+        if config.spectral_norm:
+            _apply_spectral_norm(self.discriminator)
+        paper = self.objective.paper
+        self.discriminator_steps = config.discriminator_steps or paper.get("critic_steps", 1)
+        self.penalty = self.objective.gradient_penalty if config.gradient_penalty is None else config.gradient_penalty
+        self.clip = config.weight_clip if config.weight_clip is not None else self.objective.weight_clip
 
     @property
     def phases(self) -> tuple[Phase, ...]:
         return (
-            Phase("discriminator", repeats=self.config.discriminator_steps),
-            Phase("generator", fresh_batch=False),  # needs only the batch size: reuse the last batch
+            Phase("discriminator", repeats=self.discriminator_steps),
+            Phase("generator", fresh_batch=False),  # needs only the batch size and labels: reuse the last batch
         )
 
     def param_groups(self) -> dict[str, list]:
@@ -70,29 +151,83 @@ class GAN(GenerativeModel):
     def forward(self, phase: str, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         return {"discriminator": self.discriminator_losses, "generator": self.generator_losses}[phase](batch)
 
+    def after_step(self, phase: str) -> None:
+        if phase == "discriminator" and self.clip is not None:
+            clip_weights(self.discriminator, self.clip)  # WGAN: keep the critic K-Lipschitz
+
+    # -- losses
+
     def discriminator_losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         real = batch["image"]  # (B, C, H, W) in [-1, 1]
+        labels = batch.get("label") if self.conditional else None  # (B,)
         with torch.no_grad():
-            fake = self.generator(self.sample_latent(real.shape[0]))  # (B, C, H, W)
-        real_logits = self.discriminator(real)  # (B, 1)
-        fake_logits = self.discriminator(fake)  # (B, 1)
-        loss_d_real, loss_d_fake = self.objective.discriminator(real_logits, fake_logits)
-        return {
-            "total": loss_d_real + loss_d_fake,
-            "loss_d_real": loss_d_real,
-            "loss_d_fake": loss_d_fake,
-            "d_real": torch.sigmoid(real_logits.detach()).mean(),  # D(x), 1 when D is sure
-            "d_fake": torch.sigmoid(fake_logits.detach()).mean(),  # D(G(z))
-        }
+            fake = self.generator(self._generator_input(real.shape[0], labels))  # (B, C, H, W)
+        real_score, real_classes = self.discriminator(real, labels)  # (B, 1), (B, K) | None
+        fake_score, fake_classes = self.discriminator(fake, labels)
+        loss_d_real, loss_d_fake = self.objective.discriminator(real_score, fake_score)
+        losses = {"loss_d_real": loss_d_real, "loss_d_fake": loss_d_fake}
+        total = loss_d_real + loss_d_fake
+        if self.penalty:
+            losses["gradient_penalty"] = gradient_penalty(lambda x: self.discriminator(x, labels)[0], real, fake)
+            total = total + self.penalty * losses["gradient_penalty"]
+        if real_classes is not None:  # AC-GAN, Eq. 2: D maximises L_C = log P(C = c | X) on real and fake
+            losses["loss_d_class"] = F.cross_entropy(real_classes.float(), labels) + F.cross_entropy(fake_classes.float(), labels)
+            total = total + self.config.auxiliary_weight * losses["loss_d_class"]
+        if self.objective.probability:  # what D believes, 1 = real
+            losses["d_real"] = torch.sigmoid(real_score.detach()).mean()
+            losses["d_fake"] = torch.sigmoid(fake_score.detach()).mean()
+        else:  # the critic's estimate of the distance between the distributions
+            losses["score_gap"] = (real_score.detach().mean() - fake_score.detach().mean())
+        return {"total": total, **losses}
 
     def generator_losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        fake = self.generator(self.sample_latent(batch["image"].shape[0]))  # (B, C, H, W)
-        loss_g = self.objective.generator(self.discriminator(fake))
-        return {"total": loss_g}
+        labels = batch.get("label") if self.conditional else None
+        fake = self.generator(self._generator_input(batch["image"].shape[0], labels))  # (B, C, H, W)
+        fake_score, fake_classes = self.discriminator(fake, labels)
+        loss_g = self.objective.generator(fake_score)
+        if fake_classes is None:
+            return {"total": loss_g}
+        loss_g_class = F.cross_entropy(fake_classes.float(), labels)  # AC-GAN, Eq. 3: G maximises L_C - L_S
+        return {"total": loss_g + self.config.auxiliary_weight * loss_g_class, "loss_g": loss_g, "loss_g_class": loss_g_class}
 
-    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        return torch.randn(n, self.config.latent_dim, device=self.device, generator=generator)  # (n, D)
+    # -- sampling
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None, truncation: float | None = None) -> Tensor:
+        """z ~ N(0, I), (n, D); with `truncation` t, entries with |z| > t are redrawn (Brock et al. 2019)."""
+        z = torch.randn(n, self.config.latent_dim, device=self.device, generator=generator)
+        if truncation is not None:
+            if truncation <= 0:
+                raise GenzooError(f"truncation must be positive, got {truncation}; try 0.5 to 1.0.")
+            for _ in range(1000):
+                outside = z.abs() > truncation
+                if not outside.any():
+                    break
+                z = torch.where(outside, torch.randn(z.shape, device=z.device, generator=generator), z)
+        return z
+
+    def _generator_input(self, n: int, labels: Tensor | None, generator: torch.Generator | None = None,
+                         truncation: float | None = None, z: Tensor | None = None) -> Tensor:
+        z = self.sample_latent(n, generator, truncation) if z is None else z  # (n, D)
+        if not self.conditional:
+            return z
+        one_hot = F.one_hot(labels, self.num_classes).to(z.dtype)  # (n, K)
+        return torch.cat([z, one_hot], dim=1)  # (n, D + K)
+
+    def check_labels(self, n: int, labels: Tensor | None) -> Tensor | None:
+        if not self.conditional:
+            if labels is not None:
+                raise GenzooError("this GAN is unconditional and takes no labels; drop them, or train with model.conditional=cgan.")
+            return None
+        if labels is None:
+            return torch.arange(n, device=self.device) % self.num_classes  # every class in turn
+        labels = torch.as_tensor(labels, device=self.device).long().flatten()
+        if len(labels) != n or labels.min() < 0 or labels.max() >= self.num_classes:
+            raise GenzooError(f"labels must be {n} class indices in [0, {self.num_classes - 1}]; got "
+                              f"{len(labels)} in [{int(labels.min())}, {int(labels.max())}].")
+        return labels
 
     @torch.no_grad()
-    def generate(self, n: int, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
-        return self.generator(self.sample_latent(n, generator))  # (n, C, H, W) in [-1, 1]
+    def generate(self, n: int, labels: Tensor | None = None, generator: torch.Generator | None = None,
+                 truncation: float | None = None, z: Tensor | None = None) -> Tensor:
+        labels = self.check_labels(n, labels)
+        return self.generator(self._generator_input(n, labels, generator, truncation, z))  # (n, C, H, W) in [-1, 1]

@@ -17,6 +17,7 @@ from pydantic import NonNegativeFloat, PositiveInt
 from torch import Tensor
 
 from genzoo.config import FamilyConfig
+from genzoo.errors import GenzooError
 from genzoo.losses import gaussian_kl, reconstruction_error
 from genzoo.models.base import DataInfo, GenerativeModel
 from genzoo.nn import DownConvStack, UpConvStack, init_dcgan_weights
@@ -72,5 +73,7 @@ class VAE(GenerativeModel):
 
     @torch.no_grad()
     def generate(self, n: int, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+        if labels is not None:
+            raise GenzooError("this VAE is unconditional and takes no labels; drop them.")
         z = torch.randn(n, self.config.latent_dim, device=self.device, generator=generator)  # z ~ N(0, I)
         return self.decoder(z)  # (n, C, H, W)

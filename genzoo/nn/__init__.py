@@ -3,3 +3,8 @@
 from genzoo.nn.dcgan import DownConvStack, UpConvStack, base_and_doublings, init_dcgan_weights
 
 __all__ = ["DownConvStack", "UpConvStack", "base_and_doublings", "init_dcgan_weights"]
+
+from genzoo.nn.mlp import MLPDiscriminatorBody, MLPGenerator  # noqa: E402
+from genzoo.nn.resnet import ResNetDiscriminatorBody, ResNetGenerator  # noqa: E402
+
+__all__ += ["MLPDiscriminatorBody", "MLPGenerator", "ResNetDiscriminatorBody", "ResNetGenerator"]

@@ -71,23 +71,36 @@ class UpConvStack(nn.Module):
         return self.net(z[:, :, None, None])  # (B, D, 1, 1) -> (B, C, s, s)
 
 
-class DownConvStack(nn.Module):
-    """image (B, C, s, s) -> (B, out_dim): the DCGAN discriminator, also used as an encoder."""
+NORMS = {
+    "batch": nn.BatchNorm2d,
+    "layer": lambda channels: nn.GroupNorm(1, channels),  # per-sample over (C, H, W), as WGAN-GP's critic
+    "none": lambda channels: nn.Identity(),
+}
 
-    def __init__(self, image_size: int, channels: int, width: int, out_dim: int) -> None:
+
+class DownConvStack(nn.Module):
+    """image (B, C, s, s) -> (B, out_dim): the DCGAN discriminator, also used as an encoder.
+
+    With out_dim=None it stops before the last layer and returns the flattened b x b feature map,
+    (B, feature_dim), for heads that a model adds itself (a score, a class projection, a classifier).
+    """
+
+    def __init__(self, image_size: int, channels: int, width: int, out_dim: int | None, norm: str = "batch") -> None:
         super().__init__()
         base, doublings = base_and_doublings(image_size)
         layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
         features = width
         for _ in range(doublings - 1):
             layers += [
-                nn.Conv2d(features, features * 2, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(features * 2),
+                nn.Conv2d(features, features * 2, 4, 2, 1, bias=norm != "batch"),  # batchnorm has its own shift
+                NORMS[norm](features * 2),
                 nn.LeakyReLU(0.2, True),
             ]
             features *= 2
-        layers.append(nn.Conv2d(features, out_dim, base, 1, 0))  # b x b -> 1 x 1, no hidden FC layer
+        if out_dim is not None:
+            layers.append(nn.Conv2d(features, out_dim, base, 1, 0))  # b x b -> 1 x 1, no hidden FC layer
         self.net = nn.Sequential(*layers)
+        self.feature_dim = out_dim if out_dim is not None else features * base * base
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x).flatten(1)  # (B, out_dim, 1, 1) -> (B, out_dim)
+        return self.net(x).flatten(1)  # (B, out_dim, 1, 1) or (B, F, b, b) -> (B, feature_dim)

@@ -67,13 +67,13 @@ class Trainer:
         if self.is_main:
             for note in self.data.notes:
                 console.print(f"[yellow]note:[/] {note}")
-        missing = set(MODELS.get(config.family).requires) - set(self.data.keys)
+        self.model: GenerativeModel = MODELS.get(config.family)(config.model, self.data.info).to(self.device)
+        missing = set(self.model.requires) - set(self.data.keys)
         if missing:
             raise DataError(
-                f"family {config.family!r} needs batch keys {sorted(missing)} that dataset {config.data.name!r} "
+                f"this {config.family} model needs batch keys {sorted(missing)} that dataset {config.data.name!r} "
                 f"does not provide (it has {list(self.data.keys)}); choose a dataset with them."
             )
-        self.model: GenerativeModel = MODELS.get(config.family)(config.model, self.data.info).to(self.device)
         self.channels_last = self.device.type == "cuda"
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -215,6 +215,7 @@ class Trainer:
                 if self.state.num_processes > 1:
                     self._average_gradients(phase.param_group)
                 optimizer.step()
+                self.model.after_step(phase.name)
                 for key, value in losses.items():
                     name = f"{phase.name}/{key}"
                     sums[name] = sums[name] + value.detach().float() if name in sums else value.detach().float()

@@ -1,0 +1,199 @@
+"""`genzoo latent ...`: pictures of a trained model's latent space (argument parsing and printing only;
+the work is in `genzoo.latent`)."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from genzoo.errors import GenzooError
+
+latent_app = typer.Typer(
+    help="Pictures of a trained model's latent space: interpolations, class arithmetic, traversals.\n\n"
+         "Works for runs of families that sample codes from a prior (gan, vae). "
+         "Example: genzoo latent interpolate runs/dcgan -o walk.png",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+out = Console()
+
+Run = Annotated[Path, typer.Argument(help="A run folder written by `genzoo train`.", show_default=False)]
+Ema = Annotated[Optional[bool], typer.Option("--ema/--no-ema", help="Use the EMA weights [default: when the run has them].", show_default=False)]
+Seed = Annotated[int, typer.Option(help="Random seed of the codes.")]
+
+
+def _command(name: str | None = None):  # noqa: ANN202
+    """`latent_app.command`, with the docstring's paragraphs joined into single lines for the rich help
+    (which keeps the docstring's line breaks)."""
+
+    def register(function):  # noqa: ANN001, ANN202
+        paragraphs = inspect.cleandoc(function.__doc__ or "").split("\n\n")
+        function.__doc__ = "\n\n".join(" ".join(paragraph.split()) for paragraph in paragraphs)
+        return latent_app.command(name)(function)
+
+    return register
+
+
+def _output_path(output: Path) -> Path:
+    """The PNG path to write, checked before any work is done."""
+    output = output if output.suffix else output.with_suffix(".png")
+    if not output.parent.is_dir():
+        raise GenzooError(f"folder {str(output.parent)!r} does not exist; create it or choose another -o.")
+    return output
+
+
+def _save_grid(images, output: Path, columns: int) -> None:  # noqa: ANN001
+    """Save (n, C, H, W) images in [-1, 1] as one grid PNG, atomically: nothing half-written."""
+    from torchvision.utils import save_image
+
+    from genzoo.train.checkpoint import atomic_write
+
+    atomic_write(output, lambda tmp: save_image(images, str(tmp), format="png", nrow=columns, normalize=True,
+                                                value_range=(-1, 1), padding=1))
+
+
+def _load(run: Path, ema: bool | None):  # noqa: ANN202
+    """The run's model, checked to have a latent space before any work is done."""
+    from genzoo.api import load
+    from genzoo.latent import latent_space
+
+    model = load(run, ema=ema)
+    latent_space(model)
+    return model
+
+
+def _ema_note(model) -> str:  # noqa: ANN001
+    return " (EMA weights)" if getattr(model, "uses_ema", False) else ""
+
+
+@_command()
+def interpolate(
+    run: Run,
+    rows: Annotated[int, typer.Option(min=1, max=256, help="Rows: pairs of random codes.")] = 8,
+    steps: Annotated[int, typer.Option(min=2, max=256, help="Images per row, from one code to the other.")] = 10,
+    spherical: Annotated[bool, typer.Option("--spherical/--linear", help="Great-circle path (slerp; White 2016) or straight line (lerp).")] = True,
+    seed: Seed = 0,
+    output: Annotated[Path, typer.Option("-o", "--output", help="PNG file for the grid.")] = Path("interpolation.png"),
+    ema: Ema = None,
+) -> None:
+    """Walk between random latent codes: one row per pair, the images decoded along the way.
+
+    Spherical interpolation (the default) keeps the codes at the norm the prior gives them; a straight
+    line passes through codes of smaller norm than any seen in training (White 2016).
+    A conditional GAN keeps one class per row.
+
+    Examples:
+
+    genzoo latent interpolate runs/dcgan
+
+    genzoo latent interpolate runs/vae --rows 4 --steps 12 --linear -o lerp.png
+    """
+    import torch
+
+    from genzoo.latent import interpolation_grid
+
+    output = _output_path(output)
+    model = _load(run, ema)
+    images = interpolation_grid(model, rows, steps, spherical, torch.Generator().manual_seed(seed))  # (R * S, C, H, W)
+    _save_grid(images, output, steps)
+    path = "spherical (slerp)" if spherical else "linear (lerp)"
+    out.print(f"wrote {rows} {path} interpolations of {steps} steps{_ema_note(model)} to [bold]{output}[/]")
+
+
+@_command("arithmetic")
+def arithmetic_command(
+    run: Run,
+    a: Annotated[str, typer.Option("--a", help="Class a of a - b + c: an index or a name (e.g. Trouser).", show_default=False)],
+    b: Annotated[str, typer.Option("--b", help="Class b, subtracted.", show_default=False)],
+    c: Annotated[str, typer.Option("--c", help="Class c, added.", show_default=False)],
+    num: Annotated[int, typer.Option(min=1, max=1_000_000, help="Samples (generated, or real images to encode) that form the class means.")] = 2000,
+    seed: Seed = 0,
+    output: Annotated[Path, typer.Option("-o", "--output", help="PNG file for the grid.")] = Path("arithmetic.png"),
+    ema: Ema = None,
+) -> None:
+    """Latent arithmetic on class means: mean(a) - mean(b) + mean(c) (Radford et al. 2016, Fig. 7).
+
+    The grid's first row is a, b, c and the result; the next two rows are the result with uniform noise
+    of scale 0.25 added to its code, as in the DCGAN paper. A model that encodes (vae) averages the codes
+    of real images of the run's dataset per label; a GAN labels its own samples with the fmnist
+    classifier and averages the codes per predicted class (the paper picked exemplars by hand).
+    Classes are indices or Fashion-MNIST names (T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal,
+    Shirt, Sneaker, Bag, Ankle boot; case and punctuation ignored).
+
+    Examples:
+
+    genzoo latent arithmetic runs/dcgan --a Sneaker --b Sandal --c Bag
+
+    genzoo latent arithmetic runs/vae --a 1 --b 0 --c 3 --num 5000
+    """
+    import torch
+
+    from genzoo.config import build_config
+    from genzoo.data import build_dataset
+    from genzoo.data.fashion_mnist import CLASSES
+    from genzoo.latent import arithmetic, class_mean_latents
+    from genzoo.train.checkpoint import RunFolder
+
+    output = _output_path(output)
+    model = _load(run, ema)
+    generator = torch.Generator().manual_seed(seed)
+    data_config = build_config(RunFolder(run).read_config()).data
+    data, names = None, None
+    if hasattr(model, "encode"):
+        data = build_dataset(data_config)
+        for note in data.notes:
+            out.print(f"[dim]{note}[/]")
+        if data.labels is not None:
+            names = CLASSES if data_config.name == "fashion-mnist" else None
+    elif getattr(model, "conditional", False) and data_config.name == "fashion-mnist":
+        names = CLASSES
+    means = class_mean_latents(model, num, generator, data=data, names=names, check=(a, b, c))
+    classes = {role: means.index(value) for role, value in (("a", a), ("b", b), ("c", c))}
+    out.print(f"class means from {means.source}{_ema_note(model)}:")
+    for role, k in classes.items():
+        out.print(f"  {role}: class {k} {means.names[k]!r}: mean of {int(means.counts[k])} codes", highlight=False)
+    images = arithmetic(model, a, b, c, means=means, generator=generator)  # (4 + 8, C, H, W)
+    _save_grid(images, output, 4)
+    names_abc = [means.names[classes[r]] for r in "abc"]
+    out.print(f"wrote {names_abc[0]} - {names_abc[1]} + {names_abc[2]} (row 1: a, b, c, result; rows 2-3: result "
+              f"with noise) to [bold]{output}[/]", highlight=False)
+
+
+@_command()
+def traverse(
+    run: Run,
+    dims: Annotated[int, typer.Option(min=1, max=1024, help="Latent dimensions to show, one row each (the first N).")] = 8,
+    steps: Annotated[int, typer.Option(min=2, max=256, help="Values per dimension.")] = 9,
+    span: Annotated[float, typer.Option("--range", help="Each dimension goes from -RANGE to +RANGE.")] = 3.0,
+    seed: Seed = 0,
+    output: Annotated[Path, typer.Option("-o", "--output", help="PNG file for the grid.")] = Path("traversal.png"),
+    ema: Ema = None,
+) -> None:
+    """Latent traversal: one row per latent dimension, swept from -range to +range, the others fixed.
+
+    All rows start from the same random code (--seed); row d sets dimension d to each value in turn.
+    For a VAE this shows what each latent dimension has learned to control (Higgins et al. 2017);
+    it works for GANs too, where single dimensions of z rarely mean one thing.
+
+    Examples:
+
+    genzoo latent traverse runs/vae
+
+    genzoo latent traverse runs/dcgan --dims 4 --steps 11 --range 2
+    """
+    import torch
+
+    from genzoo.latent import traversal
+
+    output = _output_path(output)
+    model = _load(run, ema)
+    images, rows = traversal(model, dims, steps, span, torch.Generator().manual_seed(seed))
+    _save_grid(images, output, steps)
+    out.print(f"wrote a traversal of {rows} latent dimensions{' (all of them)' if rows < dims else ''}, "
+              f"{steps} values in [-{span:g}, {span:g}]{_ema_note(model)}, to [bold]{output}[/]", highlight=False)

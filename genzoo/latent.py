@@ -1,0 +1,379 @@
+"""Latent-space tools: interpolation, traversal and class arithmetic, for any model with a latent space.
+
+- Interpolation: a row of images decoded along a path between two random codes, linear (`lerp`) or
+  spherical (`slerp`). White, "Sampling Generative Networks" (2016), Sec. 2.1: with a Gaussian prior
+  in many dimensions almost all mass lies near a sphere of radius sqrt(D), and the midpoint of a
+  straight line between two codes falls well inside it (norm about sqrt(D / 2)), where the model saw
+  no codes during training; the great-circle path of slerp stays at the typical norm.
+- Traversal: one row per latent dimension, that dimension swept from -range to +range with the
+  others fixed (the beta-VAE pictures of Higgins et al. 2017).
+- Arithmetic: Radford et al., "Unsupervised Representation Learning with Deep Convolutional GANs"
+  (DCGAN, 2016), Sec. 6.3 and Fig. 7: the mean code of "man with glasses" minus that of "man" plus
+  that of "woman" decodes to a woman with glasses; averaging the codes of several samples of a
+  concept makes the arithmetic stable where single codes are not. The paper picked three exemplars
+  of each concept by hand. genzoo picks by label instead: a model that encodes uses the labels of
+  real images (or, without labels, the classifier's predictions on them); a GAN, which has no
+  encoder, labels its own samples with a classifier (the shipped `fmnist` feature network) and
+  averages the codes of all samples predicted as each class. A conditional GAN is told its class, so
+  its classes are its labels; its z is drawn independently of the label, so the per-class means of z
+  all tend to the prior mean as the number of samples grows: the arithmetic still runs on z, decoded
+  with a fixed label, and shows how little class information z holds (change the label to change
+  the class).
+
+Which models have a latent space, and how to sample and decode it, is decided in one place:
+`latent_space(model)` and the `LATENT_SPACES` table.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from genzoo.errors import GenzooError
+
+Classifier = Callable[[Tensor], dict[str, Tensor]]  # images (B, C, H, W) in [-1, 1] -> {"logits": (B, K), ...}
+
+# ----------------------------------------------------------------------------- paths between codes
+
+
+def _as_steps(t: float | Sequence[float] | Tensor, like: Tensor) -> tuple[Tensor, bool]:
+    """t as a (T,) tensor of like's dtype and device, and whether t was a scalar."""
+    steps = torch.as_tensor(t, dtype=like.dtype, device=like.device)
+    return steps.reshape(-1), steps.dim() == 0
+
+
+def lerp(z0: Tensor, z1: Tensor, t: float | Sequence[float] | Tensor) -> Tensor:
+    """Linear interpolation (1 - t) z0 + t z1.
+
+    z0, z1: (..., D) codes of the same shape; t: a number, or (T,) values in [0, 1].
+    Returns z0's shape for a number t, else (T, ..., D): entry i is the point at t[i].
+    """
+    steps, scalar = _as_steps(t, z0)
+    w = steps.view(-1, *([1] * z0.dim()))  # (T, 1, ..., 1)
+    path = (1 - w) * z0 + w * z1  # (T, ..., D)
+    return path[0] if scalar else path
+
+
+def slerp(z0: Tensor, z1: Tensor, t: float | Sequence[float] | Tensor, eps: float = 1e-6) -> Tensor:
+    """Spherical linear interpolation (White 2016, "Sampling Generative Networks", Sec. 2.1):
+
+        slerp(z0, z1; t) = sin((1 - t) w) / sin(w) z0 + sin(t w) / sin(w) z1,   cos(w) = <z0, z1> / (|z0| |z1|)
+
+    It follows the great circle between the directions of z0 and z1 (the norm is interpolated along
+    with it when the norms differ). When z0 and z1 are parallel or antiparallel (sin w ~ 0) the
+    great circle is undefined and this falls back to `lerp`.
+
+    z0, z1: (..., D), each code along the last dimension; t: a number, or (T,) values in [0, 1].
+    Returns z0's shape for a number t, else (T, ..., D).
+    """
+    steps, scalar = _as_steps(t, z0)
+    norms = z0.norm(dim=-1, keepdim=True) * z1.norm(dim=-1, keepdim=True)  # (..., 1)
+    cos = (z0 * z1).sum(-1, keepdim=True) / norms.clamp_min(eps)  # (..., 1)
+    omega = torch.arccos(cos.clamp(-1, 1))  # (..., 1), the angle between the codes
+    sin = torch.sin(omega)  # (..., 1)
+    w = steps.view(-1, *([1] * z0.dim()))  # (T, 1, ..., 1)
+    degenerate = sin.abs() < eps  # (..., 1): (anti)parallel codes
+    safe = torch.where(degenerate, torch.ones_like(sin), sin)
+    spherical = (torch.sin((1 - w) * omega) * z0 + torch.sin(w * omega) * z1) / safe  # (T, ..., D)
+    path = torch.where(degenerate, (1 - w) * z0 + w * z1, spherical)  # (T, ..., D)
+    return path[0] if scalar else path
+
+
+# ----------------------------------------------------------------------------- which models have a latent space
+
+
+@dataclass(frozen=True)
+class LatentSpace:
+    """How to draw codes from a family's prior and how to turn codes back into images."""
+
+    kind: str
+    applies: Callable[[nn.Module], bool]
+    sample: Callable[[Any, int, torch.Generator | None], Tensor]  # (model, n, generator) -> (n, D)
+    decode: Callable[[Any, Tensor, Tensor | None], Tensor]  # (model, z (n, D), labels (n,) | None) -> (n, C, H, W)
+
+
+def _decode_with_decoder(model: Any, z: Tensor, labels: Tensor | None) -> Tensor:
+    if labels is not None:
+        raise GenzooError(f"a {type(model).__name__} decodes codes without labels; drop the labels.")
+    return model.decoder(z)
+
+
+# Checked in order; the first that applies is the model's latent space. A decoder alone is not enough:
+# a plain autoencoder's codes have no prior to sample from, so it has no latent space to walk.
+LATENT_SPACES: tuple[LatentSpace, ...] = (
+    LatentSpace(
+        "generator prior",  # GANs: z ~ N(0, I) of the model's own sampler
+        applies=lambda model: hasattr(model, "sample_latent"),
+        sample=lambda model, n, generator: model.sample_latent(n, generator),
+        decode=lambda model, z, labels: model.generate(len(z), labels=labels, z=z),
+    ),
+    LatentSpace(
+        "decoder with a N(0, I) prior",  # VAEs
+        applies=lambda model: hasattr(model, "decoder") and hasattr(model, "generate"),
+        sample=lambda model, n, generator: torch.randn(n, model.config.latent_dim, device=_device(model),
+                                                       generator=generator),
+        decode=_decode_with_decoder,
+    ),
+)
+
+
+def _device(model: Any) -> torch.device:
+    return next(model.parameters()).device
+
+
+def latent_space(model: Any) -> LatentSpace:
+    """The model's entry of `LATENT_SPACES`; GenzooError when it has none."""
+    for space in LATENT_SPACES:
+        if space.applies(model):
+            return space
+    raise GenzooError(f"this {type(model).__name__} model has no latent space to walk (no prior to draw codes from); "
+                      "use a run of a family that samples codes, such as vae or gan.")
+
+
+def latent_codes(model: Any, n: int, generator: torch.Generator | None = None) -> Tensor:
+    """n random codes from the model's prior, (n, D)."""
+    return latent_space(model).sample(model, n, generator)
+
+
+@torch.no_grad()
+def decode(model: Any, z: Tensor, labels: Tensor | None = None, batch_size: int = 500) -> Tensor:
+    """Codes (n, D) -> images (n, C, H, W) in [-1, 1], in batches; labels (n,) for conditional models."""
+    space = latent_space(model)
+    was_training = model.training
+    model.eval()
+    try:
+        chunks = [space.decode(model, z[i : i + batch_size], None if labels is None else labels[i : i + batch_size])
+                  for i in range(0, len(z), batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(chunks)
+
+
+def _is_conditional(model: Any) -> bool:
+    return bool(getattr(model, "conditional", False))
+
+
+def _labels(model: Any, labels: Tensor | list[int] | int | None, n: int) -> Tensor | None:
+    """None for an unconditional model; else (n,) class indices (a number is repeated n times)."""
+    if not _is_conditional(model):
+        return None
+    if labels is None:
+        labels = 0
+    labels = torch.as_tensor(labels, device=_device(model)).long()
+    return labels.expand(n).clone() if labels.dim() == 0 else labels
+
+
+# ----------------------------------------------------------------------------- pictures
+
+
+def interpolation_grid(model: Any, rows: int = 8, steps: int = 10, spherical: bool = True,
+                       generator: torch.Generator | None = None) -> Tensor:
+    """(rows * steps, C, H, W): row r walks in `steps` equal steps of t from one random code to another,
+    along a great circle (`slerp`) or a straight line (`lerp`). A conditional model keeps one label per
+    row, class r mod K."""
+    if rows < 1 or steps < 2:
+        raise GenzooError(f"an interpolation needs at least 1 row and 2 steps, got {rows} rows and {steps} steps.")
+    start, end = latent_codes(model, rows, generator), latent_codes(model, rows, generator)  # (R, D) each
+    t = torch.linspace(0, 1, steps, device=start.device)  # (S,)
+    path = (slerp if spherical else lerp)(start, end, t)  # (S, R, D)
+    z = path.transpose(0, 1).reshape(rows * steps, -1)  # (R * S, D), row-major
+    labels = None
+    if _is_conditional(model):
+        labels = (torch.arange(rows, device=z.device) % model.num_classes).repeat_interleave(steps)  # (R * S,)
+    return decode(model, z, labels)
+
+
+def traversal(model: Any, dims: int = 8, steps: int = 9, span: float = 3.0, generator: torch.Generator | None = None,
+              label: int = 0) -> tuple[Tensor, int]:
+    """(rows * steps, C, H, W) and rows: row d is one random code with dimension d set to each of
+    `steps` values from -span to +span, the others fixed (Higgins et al. 2017's latent traversals).
+    rows = min(dims, D): the first `dims` dimensions. A conditional model uses `label` throughout."""
+    if dims < 1 or steps < 2 or span <= 0:
+        raise GenzooError(f"a traversal needs dims >= 1, steps >= 2 and a positive range, got {dims}, {steps}, {span}.")
+    z0 = latent_codes(model, 1, generator)[0]  # (D,)
+    rows = min(dims, z0.numel())
+    values = torch.linspace(-span, span, steps, device=z0.device)  # (S,)
+    z = z0.repeat(rows, steps, 1)  # (R, S, D)
+    index = torch.arange(rows, device=z0.device)
+    z[index, :, index] = values  # row d: dimension d swept
+    z = z.reshape(rows * steps, -1)  # (R * S, D)
+    return decode(model, z, _labels(model, label, len(z))), rows
+
+
+# ----------------------------------------------------------------------------- class means and arithmetic
+
+
+@dataclass
+class ClassMeans:
+    """The mean latent code of each class, and how it was formed."""
+
+    means: Tensor  # (K, D); rows of classes with no samples are NaN
+    counts: Tensor  # (K,) samples averaged into each mean
+    names: tuple[str, ...]  # K class names
+    source: str  # how codes got their classes, for messages
+
+    def index(self, name_or_index: str | int) -> int:
+        """The class of a name (case and punctuation ignored, unique prefixes allowed) or an index."""
+        return resolve_class(name_or_index, self.names)
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def resolve_class(name_or_index: str | int, names: Sequence[str]) -> int:
+    """Index of a class given by index ("3", 3) or name ("Trouser", "ankle boot", "t-shirt")."""
+    text = str(name_or_index).strip()
+    if re.fullmatch(r"\d+", text):
+        if int(text) < len(names):
+            return int(text)
+        raise GenzooError(f"class index {text} is out of range; this model has classes 0 to {len(names) - 1}.")
+    key = _normalise(text)
+    exact = [i for i, name in enumerate(names) if _normalise(name) == key]
+    prefix = [i for i, name in enumerate(names) if key and _normalise(name).startswith(key)]
+    if exact or len(prefix) == 1:
+        return (exact or prefix)[0]
+    known = ", ".join(f"{i}={name}" for i, name in enumerate(names))
+    raise GenzooError(f"unknown class {text!r}; give an index or a name of: {known}.")
+
+
+def _class_names(k: int, classifier: Any = None) -> tuple[str, ...]:
+    """Fashion-MNIST's names for the `fmnist` classifier's classes; indices otherwise."""
+    from genzoo.data.fashion_mnist import CLASSES
+
+    if getattr(classifier, "name", None) == "fmnist" and k == len(CLASSES):
+        return CLASSES
+    return tuple(str(i) for i in range(k))
+
+
+@torch.no_grad()
+def _classify(classifier: Classifier, images: Tensor,
+              batch_size: int = 500) -> tuple[Tensor, int]:
+    """argmax of the classifier's logits, (n,), and the number of classes (the logits' width)."""
+    logits = [classifier(images[i : i + batch_size])["logits"] for i in range(0, len(images), batch_size)]  # [(b, K)]
+    return torch.cat([chunk.argmax(1) for chunk in logits]), logits[0].shape[1]
+
+
+def _per_class_mean(codes: Tensor, labels: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """codes (n, D), labels (n,) in [0, K) -> means (K, D) (NaN where a class is empty), counts (K,)."""
+    codes = codes.double()
+    counts = torch.bincount(labels, minlength=k)[:k]  # (K,)
+    sums = torch.zeros(k, codes.shape[1], dtype=codes.dtype, device=codes.device)
+    sums.index_add_(0, labels, codes)  # (K, D)
+    means = sums / counts[:, None]  # empty class: 0/0 = NaN
+    return means.float(), counts
+
+
+@torch.no_grad()
+def class_mean_latents(model: Any, num: int = 2000, generator: torch.Generator | None = None,
+                       classifier: Classifier | None = None, data: Any = None,
+                       names: Sequence[str] | None = None, check: Sequence[str | int] = ()) -> ClassMeans:
+    """The mean latent code of each class, over `num` samples.
+
+    - A model with `encode` and real `data` (an `ImageData`, or a pair (images, labels or None) with
+      images uint8 or in [-1, 1]): `num` random real images are encoded and their codes averaged per
+      label; images without labels are labelled by the classifier.
+    - A conditional GAN: `num` codes, with labels cycling through the classes; the classes are the
+      labels (z is independent of them, so every mean tends to the prior mean).
+    - Otherwise (a GAN, or a VAE without data): `num` codes from the prior, decoded, and the images
+      labelled by the classifier (argmax of its logits), as a stand-in for the DCGAN paper's
+      hand-picked exemplars.
+
+    classifier: images in [-1, 1] -> {"logits": (B, K)}; default: the `fmnist` feature network.
+    names: class names; default: Fashion-MNIST's for the `fmnist` classifier's classes, else the
+    indices (pass `genzoo.data.fashion_mnist.CLASSES` for labels of Fashion-MNIST data).
+    check: classes (names or indices) that must exist, resolved before any sample is drawn.
+    """
+    if num < 1:
+        raise GenzooError(f"the class means need at least one sample, got num={num}.")
+    latent_space(model)  # fails early for a model without a latent space
+    encodes = data is not None and hasattr(model, "encode")
+    data_labels = None
+    if encodes:
+        images, data_labels = (data.images, data.labels) if hasattr(data, "images") else data
+    if encodes and data_labels is not None:  # classes: the data's labels
+        k = int(getattr(data, "num_classes", None) or int(data_labels.max()) + 1)
+    elif _is_conditional(model) and not encodes:  # classes: the model's labels
+        k = model.num_classes
+    else:  # classes: a classifier's predictions
+        if classifier is None:
+            from genzoo.metrics.features import load_features
+
+            classifier = load_features("fmnist").to(_device(model))
+        k = getattr(classifier, "num_classes", None)
+    names = tuple(names) if names is not None else (None if k is None else _class_names(k, classifier))
+    if names is not None:
+        for name in check:
+            resolve_class(name, names)
+
+    if encodes:
+        pick = torch.randperm(len(images), generator=generator)[:num]  # (n,)
+        images = images[pick.to(images.device)]
+        if images.dtype == torch.uint8:
+            images = images.float() / 127.5 - 1.0  # the dataset boundary: uint8 -> [-1, 1]
+        images = images.to(_device(model))
+        codes = torch.cat([model.encode(chunk) for chunk in images.split(500)])  # (n, D)
+        if data_labels is not None:
+            labels = data_labels[pick.to(data_labels.device)].to(codes.device).long()  # (n,)
+            source = f"{len(codes)} real images encoded, grouped by their labels"
+        else:
+            labels, width = _classify(classifier, images)  # (n,)
+            source = f"{len(codes)} real images encoded, grouped by the classifier's predicted class"
+    elif _is_conditional(model):
+        codes = latent_codes(model, num, generator)  # (n, D)
+        labels = torch.arange(num, device=codes.device) % k  # (n,)
+        source = f"{num} codes of a conditional GAN, grouped by the label they were drawn with"
+    else:
+        codes = latent_codes(model, num, generator)  # (n, D)
+        labels, width = _classify(classifier, decode(model, codes))  # (n,); decode and classify batch by themselves
+        source = f"{num} generated images, grouped by the classifier's predicted class"
+    if k is None:  # a classifier that does not say how many classes it has: its logits do
+        k = width
+        names = _class_names(k)
+    labels = labels.to(codes.device)
+    means, counts = _per_class_mean(codes, labels, k)
+    return ClassMeans(means, counts.cpu(), names, source)
+
+
+@torch.no_grad()
+def arithmetic(model: Any, a: str | int, b: str | int, c: str | int, num: int = 2000,
+               generator: torch.Generator | None = None, classifier: Classifier | None = None,
+               data: Any = None, means: ClassMeans | None = None, variants: int = 8, noise: float = 0.25,
+               label: int | None = None, names: Sequence[str] | None = None) -> Tensor:
+    """Latent arithmetic on class means (Radford et al. 2016, Sec. 6.3, Fig. 7):
+
+        y = mean[a] - mean[b] + mean[c]
+
+    Returns (4 + variants, C, H, W): the images of mean[a], mean[b], mean[c], y, then y plus uniform
+    noise in [-noise, noise] on each entry (the paper's 3 x 3 grids add noise of scale 0.25 around
+    y); laid out 4 to a row, the first row reads a - b + c = y.
+
+    Classes are indices or names (`resolve_class`). `means` reuses `class_mean_latents`' answer;
+    otherwise it is computed here from num, generator, classifier, data and names. A conditional model
+    decodes mean[k] with label k and y and its variants with `label` (default: c's class).
+    A class that got no samples is a GenzooError.
+    """
+    means = means or class_mean_latents(model, num, generator, classifier, data, names, check=(a, b, c))
+    ia, ib, ic = (means.index(x) for x in (a, b, c))
+    for i in (ia, ib, ic):
+        if means.counts[i] == 0:
+            raise GenzooError(f"no sample fell in class {means.names[i]!r} ({means.source}); "
+                              "draw more samples (--num) or pick another class.")
+    y = means.means[ia] - means.means[ib] + means.means[ic]  # (D,)
+    jitter = (torch.rand(variants, y.numel(), generator=generator) * 2 - 1).to(y.device) * noise  # (V, D) uniform
+    z = torch.cat([means.means[[ia, ib, ic]], y[None], y[None] + jitter])  # (4 + V, D)
+    labels = None
+    if _is_conditional(model):
+        fixed = ic if label is None else label
+        labels = torch.tensor([ia, ib, ic] + [fixed] * (1 + variants), device=z.device)
+    return decode(model, z.to(_device(model)), labels)
+
+
+__all__ = ["LATENT_SPACES", "ClassMeans", "LatentSpace", "arithmetic", "class_mean_latents", "decode",
+           "interpolation_grid", "latent_codes", "latent_space", "lerp", "resolve_class", "slerp", "traversal"]
+
