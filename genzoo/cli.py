@@ -59,7 +59,7 @@ def list_command() -> None:
 def train(
     preset: Annotated[str, typer.Argument(help="A preset name (`genzoo list`), a family name, or a YAML file.")],
     overrides: Overrides = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder [default: runs/PRESET].")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder \\[default: runs/PRESET].")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
     steps: Annotated[Optional[int], typer.Option(help="Shortcut for train.steps=N.")] = None,
     data: Annotated[Optional[str], typer.Option(help="Shortcut for data.name=NAME.")] = None,
@@ -87,7 +87,7 @@ def resume(
     from genzoo.train.checkpoint import RunFolder
 
     RunFolder(run).read_config()
-    _print_run(train_run(run, run, steps=steps, overrides=list(overrides or []), resume=True, progress=progress))
+    _print_run(train_run(run / "config.json", run, steps=steps, overrides=list(overrides or []), resume=True, progress=progress))
 
 
 @app.command()
@@ -95,9 +95,9 @@ def sample(
     run: Annotated[Path, typer.Argument(help="A run folder written by `genzoo train`.")],
     n: Annotated[int, typer.Option("-n", min=1, max=4096, help="Number of images.")] = 64,
     output: Annotated[Path, typer.Option("-o", "--output", help="PNG file for the image grid.")] = Path("samples.png"),
-    ema: Annotated[Optional[bool], typer.Option("--ema/--no-ema", help="Use the EMA weights [default: when the run has them].", show_default=False)] = None,
+    ema: Annotated[Optional[bool], typer.Option("--ema/--no-ema", help="Use the EMA weights \\[default: when the run has them].", show_default=False)] = None,
     seed: Annotated[int, typer.Option(help="Random seed of the samples.")] = 0,
-    labels: Annotated[Optional[str], typer.Option(help="Class labels for a conditional model: one index for all, or a comma list of n [default: every class in turn].", show_default=False)] = None,
+    labels: Annotated[Optional[str], typer.Option(help="Class labels for a conditional model: one index for all, or a comma list of n \\[default: every class in turn].", show_default=False)] = None,
     truncation: Annotated[Optional[float], typer.Option(help="Truncate z to |z| <= T (GANs; 0.5 to 1 trades variety for quality).", show_default=False)] = None,
 ) -> None:
     """Draw new images from a trained model and save them as one grid.
@@ -142,11 +142,11 @@ def eval_command(
     run: Annotated[Optional[Path], typer.Argument(help="A run folder written by `genzoo train`.", show_default=False)] = None,
     metrics: Annotated[str, typer.Option(help="Comma-separated: fid, kid, is, pr, dc, variety, recon.")] = "fid,kid,is,pr,dc,variety",
     num_samples: Annotated[int, typer.Option("--num-samples", "-n", min=1, help="Generated images to score.")] = 10_000,
-    num_real: Annotated[Optional[int], typer.Option(min=1, help="Real images [default: max(num-samples, 10000), capped at the split].", show_default=False)] = None,
+    num_real: Annotated[Optional[int], typer.Option(min=1, help="Real images \\[default: max(num-samples, 10000), capped at the split].", show_default=False)] = None,
     extractor: Annotated[str, typer.Option(help="Feature network: fmnist (offline, shipped) or inception (FID Inception-v3).")] = "fmnist",
     inception_weights: Annotated[Optional[str], typer.Option(help="Local pt_inception-2015-12-05 weights file for --extractor inception.")] = None,
-    split: Annotated[Optional[str], typer.Option(help="Reference split of the run's dataset (train, test, all) [default: the run's].", show_default=False)] = None,
-    ema: Annotated[Optional[bool], typer.Option("--ema/--no-ema", help="Use the EMA weights [default: when the run has them].", show_default=False)] = None,
+    split: Annotated[Optional[str], typer.Option(help="Reference split of the run's dataset (train, test, all) \\[default: the run's].", show_default=False)] = None,
+    ema: Annotated[Optional[bool], typer.Option("--ema/--no-ema", help="Use the EMA weights \\[default: when the run has them].", show_default=False)] = None,
     real: Annotated[Optional[Path], typer.Option(help="Folder of real images (with --fake, instead of a run).")] = None,
     fake: Annotated[Optional[Path], typer.Option(help="Folder of generated images (with --real).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the samples and subsets.")] = 0,
@@ -204,8 +204,9 @@ def report(run: Annotated[Path, typer.Argument(help="A run folder written by `ge
 
 @app.command()
 def demo(
+    overrides: Overrides = None,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Run folder; an earlier demo there is replaced.")] = Path("runs/demo"),
-    steps: Annotated[Optional[int], typer.Option(help="Training steps [default: the demo preset's, about 2 minutes on 2 cores].")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Training steps \\[default: the demo preset's, about 2 minutes on 2 cores].")] = None,
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
 ) -> None:
     """Train a small DCGAN on the embedded Fashion-MNIST sample and write samples and a report."""
@@ -217,7 +218,7 @@ def demo(
         if not folder.config.exists() or folder.read_config().get("family") != "gan":
             raise GenzooError(f"{str(out_dir)!r} exists and is not an earlier demo; choose another --out.")
         shutil.rmtree(folder.path)
-    run = train_run("demo", out_dir, steps=steps, progress=progress)
+    run = train_run("demo", out_dir, steps=steps, overrides=list(overrides or []), progress=progress)
     _print_run(run)
 
 

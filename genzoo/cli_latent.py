@@ -24,7 +24,7 @@ latent_app = typer.Typer(
 out = Console()
 
 Run = Annotated[Path, typer.Argument(help="A run folder written by `genzoo train`.", show_default=False)]
-Ema = Annotated[Optional[bool], typer.Option("--ema/--no-ema", help="Use the EMA weights [default: when the run has them].", show_default=False)]
+Ema = Annotated[Optional[bool], typer.Option("--ema/--no-ema", help="Use the EMA weights \\[default: when the run has them].", show_default=False)]
 Seed = Annotated[int, typer.Option(help="Random seed of the codes.")]
 
 
@@ -113,6 +113,7 @@ def arithmetic_command(
     b: Annotated[str, typer.Option("--b", help="Class b, subtracted.", show_default=False)],
     c: Annotated[str, typer.Option("--c", help="Class c, added.", show_default=False)],
     num: Annotated[int, typer.Option(min=1, max=1_000_000, help="Samples (generated, or real images to encode) that form the class means.")] = 2000,
+    exemplars: Annotated[Optional[int], typer.Option(min=0, help="Codes averaged per class: the N the classifier is most sure of (0: all) \\[default: 3 for a GAN, as in the paper; all for encoded real images].", show_default=False)] = None,
     seed: Seed = 0,
     output: Annotated[Path, typer.Option("-o", "--output", help="PNG file for the grid.")] = Path("arithmetic.png"),
     ema: Ema = None,
@@ -122,7 +123,9 @@ def arithmetic_command(
     The grid's first row is a, b, c and the result; the next two rows are the result with uniform noise
     of scale 0.25 added to its code, as in the DCGAN paper. A model that encodes (vae) averages the codes
     of real images of the run's dataset per label; a GAN labels its own samples with the fmnist
-    classifier and averages the codes per predicted class (the paper picked exemplars by hand).
+    classifier and averages, per class, the codes of the 3 samples the classifier is most sure of (the
+    paper picked 3 exemplars by hand; the mean of many codes sits near the origin and decodes to a faint
+    average image).
     Classes are indices or Fashion-MNIST names (T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal,
     Shirt, Sneaker, Bag, Ankle boot; case and punctuation ignored).
 
@@ -153,11 +156,13 @@ def arithmetic_command(
             names = CLASSES if data_config.name == "fashion-mnist" else None
     elif getattr(model, "conditional", False) and data_config.name == "fashion-mnist":
         names = CLASSES
-    means = class_mean_latents(model, num, generator, data=data, names=names, check=(a, b, c))
+    means = class_mean_latents(model, num, generator, data=data, names=names, check=(a, b, c),
+                               exemplars="auto" if exemplars is None else exemplars or None)
     classes = {role: means.index(value) for role, value in (("a", a), ("b", b), ("c", c))}
     out.print(f"class means from {means.source}{_ema_note(model)}:")
     for role, k in classes.items():
-        out.print(f"  {role}: class {k} {means.names[k]!r}: mean of {int(means.counts[k])} codes", highlight=False)
+        of = f" of {int(means.available[k])}" if means.available[k] != means.counts[k] else ""
+        out.print(f"  {role}: class {k} {means.names[k]!r}: mean of {int(means.counts[k])}{of} codes", highlight=False)
     images = arithmetic(model, a, b, c, means=means, generator=generator)  # (4 + 8, C, H, W)
     _save_grid(images, output, 4)
     names_abc = [means.names[classes[r]] for r in "abc"]

@@ -71,6 +71,7 @@ class TrainConfig(StrictModel):
     eval_every: PositiveInt | None = None  # steps between evaluations into metrics.jsonl; None: never
     eval_metrics: tuple[str, ...] = ("fid", "pr")  # registered metrics (`genzoo list`)
     eval_samples: PositiveInt = 2000  # generated images per evaluation
+    eval_real: PositiveInt = 10_000  # real images of the reference (at most the dataset's)
     eval_extractor: str = "fmnist"  # feature network of the evaluations
 
 
@@ -145,7 +146,9 @@ def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
 
 def _read_source(source: str) -> dict[str, Any]:
     path = Path(source)
-    if path.suffix in {".yaml", ".yml", ".json"} or path.exists():
+    looks_like_path = path.suffix in {".yaml", ".yml", ".json"} or "/" in source
+    is_name = (PRESET_DIR / f"{source}.yaml").exists() or source in MODELS
+    if looks_like_path or (path.exists() and not is_name):  # a bare preset name wins over a folder of that name
         if path.is_dir() and (path / "config.json").exists():
             path = path / "config.json"
         if not path.is_file():

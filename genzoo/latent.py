@@ -11,10 +11,12 @@
   (DCGAN, 2016), Sec. 6.3 and Fig. 7: the mean code of "man with glasses" minus that of "man" plus
   that of "woman" decodes to a woman with glasses; averaging the codes of several samples of a
   concept makes the arithmetic stable where single codes are not. The paper picked three exemplars
-  of each concept by hand. genzoo picks by label instead: a model that encodes uses the labels of
-  real images (or, without labels, the classifier's predictions on them); a GAN, which has no
-  encoder, labels its own samples with a classifier (the shipped `fmnist` feature network) and
-  averages the codes of all samples predicted as each class. A conditional GAN is told its class, so
+  of each concept by hand. genzoo picks by label instead: a model that encodes averages the codes of
+  real images per label (or, without labels, per class the classifier predicts for them); a GAN,
+  which has no encoder, labels its own samples with a classifier (the shipped `fmnist` feature
+  network) and averages, like the paper, three codes per class: those the classifier is most sure
+  of (the mean of hundreds of prior codes lies near the origin, where the generator draws a faint
+  average image; see `class_mean_latents`). A conditional GAN is told its class, so
   its classes are its labels; its z is drawn independently of the label, so the per-class means of z
   all tend to the prior mean as the number of samples grows: the arithmetic still runs on z, decoded
   with a fixed label, and shows how little class information z holds (change the label to change
@@ -29,13 +31,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from genzoo.errors import GenzooError
 
+PAPER_EXEMPLARS = 3  # codes averaged per concept in Radford et al. 2016, Fig. 7
 Classifier = Callable[[Tensor], dict[str, Tensor]]  # images (B, C, H, W) in [-1, 1] -> {"logits": (B, K), ...}
 
 # ----------------------------------------------------------------------------- paths between codes
@@ -214,6 +217,7 @@ class ClassMeans:
 
     means: Tensor  # (K, D); rows of classes with no samples are NaN
     counts: Tensor  # (K,) samples averaged into each mean
+    available: Tensor  # (K,) samples of each class before the exemplars were picked (= counts without)
     names: tuple[str, ...]  # K class names
     source: str  # how codes got their classes, for messages
 
@@ -252,27 +256,43 @@ def _class_names(k: int, classifier: Any = None) -> tuple[str, ...]:
 
 
 @torch.no_grad()
-def _classify(classifier: Classifier, images: Tensor,
-              batch_size: int = 500) -> tuple[Tensor, int]:
-    """argmax of the classifier's logits, (n,), and the number of classes (the logits' width)."""
-    logits = [classifier(images[i : i + batch_size])["logits"] for i in range(0, len(images), batch_size)]  # [(b, K)]
-    return torch.cat([chunk.argmax(1) for chunk in logits]), logits[0].shape[1]
+def _classify(classifier: Classifier, images: Tensor, batch_size: int = 500) -> tuple[Tensor, Tensor, int]:
+    """argmax of the classifier's logits (n,), its softmax probability (n,), and the number of classes."""
+    logits = [classifier(images[i : i + batch_size])["logits"].float() for i in range(0, len(images), batch_size)]
+    probabilities = torch.cat(logits).softmax(1)  # (n, K)
+    confidence, labels = probabilities.max(1)
+    return labels, confidence, probabilities.shape[1]
 
 
-def _per_class_mean(codes: Tensor, labels: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """codes (n, D), labels (n,) in [0, K) -> means (K, D) (NaN where a class is empty), counts (K,)."""
+def _per_class_mean(codes: Tensor, labels: Tensor, k: int, score: Tensor | None = None,
+                    exemplars: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """codes (n, D), labels (n,) in [0, K) -> means (K, D) (NaN where a class is empty), counts (K,)
+    averaged, available (K,). With `exemplars` e, each class averages only its e codes of highest
+    `score` (its first e without one)."""
+    available = torch.bincount(labels, minlength=k)[:k]  # (K,)
+    if exemplars:
+        score = torch.zeros(len(labels), device=labels.device) if score is None else score.to(labels.device)
+        order = torch.argsort(score, descending=True, stable=True)  # most confident first
+        rank = torch.empty_like(order)
+        rank[order] = torch.arange(len(order), device=order.device)
+        keep = torch.zeros(len(labels), dtype=torch.bool, device=labels.device)
+        for c in labels.unique():
+            members = (labels == c).nonzero().flatten()  # (m,)
+            keep[members[rank[members].argsort()[:exemplars]]] = True
+        codes, labels = codes[keep], labels[keep]
     codes = codes.double()
     counts = torch.bincount(labels, minlength=k)[:k]  # (K,)
     sums = torch.zeros(k, codes.shape[1], dtype=codes.dtype, device=codes.device)
     sums.index_add_(0, labels, codes)  # (K, D)
     means = sums / counts[:, None]  # empty class: 0/0 = NaN
-    return means.float(), counts
+    return means.float(), counts, available
 
 
 @torch.no_grad()
 def class_mean_latents(model: Any, num: int = 2000, generator: torch.Generator | None = None,
                        classifier: Classifier | None = None, data: Any = None,
-                       names: Sequence[str] | None = None, check: Sequence[str | int] = ()) -> ClassMeans:
+                       names: Sequence[str] | None = None, check: Sequence[str | int] = (),
+                       exemplars: int | Literal["auto"] | None = "auto") -> ClassMeans:
     """The mean latent code of each class, over `num` samples.
 
     - A model with `encode` and real `data` (an `ImageData`, or a pair (images, labels or None) with
@@ -288,10 +308,20 @@ def class_mean_latents(model: Any, num: int = 2000, generator: torch.Generator |
     names: class names; default: Fashion-MNIST's for the `fmnist` classifier's classes, else the
     indices (pass `genzoo.data.fashion_mnist.CLASSES` for labels of Fashion-MNIST data).
     check: classes (names or indices) that must exist, resolved before any sample is drawn.
+    exemplars: average only this many codes per class: those the classifier is most sure of, or the
+    first ones drawn where labels are given (the DCGAN paper averaged 3 hand-picked exemplars). None:
+    every code of the class. "auto" (the default): 3 for codes drawn from the prior, all for encoded
+    real images. Why: the mean of m codes drawn from N(0, I) has norm about sqrt(D / m), far inside
+    the prior's typical shell of radius sqrt(D) (White 2016); a GAN decodes the mean of hundreds of
+    codes as a faint average image near G(0), so the arithmetic shows nothing. Encoded real images
+    are what a VAE's decoder is trained on, and their class means stay meaningful.
     """
     if num < 1:
         raise GenzooError(f"the class means need at least one sample, got num={num}.")
+    if exemplars != "auto" and exemplars is not None and exemplars < 1:
+        raise GenzooError(f"exemplars must be at least 1 (or None for all), got {exemplars}.")
     latent_space(model)  # fails early for a model without a latent space
+    score = None  # the classifier's confidence in each code's class, when a classifier gave the classes
     encodes = data is not None and hasattr(model, "encode")
     data_labels = None
     if encodes:
@@ -322,7 +352,7 @@ def class_mean_latents(model: Any, num: int = 2000, generator: torch.Generator |
             labels = data_labels[pick.to(data_labels.device)].to(codes.device).long()  # (n,)
             source = f"{len(codes)} real images encoded, grouped by their labels"
         else:
-            labels, width = _classify(classifier, images)  # (n,)
+            labels, score, width = _classify(classifier, images)  # (n,), (n,)
             source = f"{len(codes)} real images encoded, grouped by the classifier's predicted class"
     elif _is_conditional(model):
         codes = latent_codes(model, num, generator)  # (n, D)
@@ -330,21 +360,26 @@ def class_mean_latents(model: Any, num: int = 2000, generator: torch.Generator |
         source = f"{num} codes of a conditional GAN, grouped by the label they were drawn with"
     else:
         codes = latent_codes(model, num, generator)  # (n, D)
-        labels, width = _classify(classifier, decode(model, codes))  # (n,); decode and classify batch by themselves
+        labels, score, width = _classify(classifier, decode(model, codes))  # (n,), (n,); both batch by themselves
         source = f"{num} generated images, grouped by the classifier's predicted class"
     if k is None:  # a classifier that does not say how many classes it has: its logits do
         k = width
         names = _class_names(k)
     labels = labels.to(codes.device)
-    means, counts = _per_class_mean(codes, labels, k)
-    return ClassMeans(means, counts.cpu(), names, source)
+    if exemplars == "auto":
+        exemplars = None if encodes else PAPER_EXEMPLARS
+    if exemplars is not None:
+        source += f", the {exemplars} {'most confident' if score is not None else 'first'} of each class averaged"
+    means, counts, available = _per_class_mean(codes, labels, k, score, exemplars)
+    return ClassMeans(means, counts.cpu(), available.cpu(), names, source)
 
 
 @torch.no_grad()
 def arithmetic(model: Any, a: str | int, b: str | int, c: str | int, num: int = 2000,
                generator: torch.Generator | None = None, classifier: Classifier | None = None,
                data: Any = None, means: ClassMeans | None = None, variants: int = 8, noise: float = 0.25,
-               label: int | None = None, names: Sequence[str] | None = None) -> Tensor:
+               label: int | None = None, names: Sequence[str] | None = None,
+               exemplars: int | Literal["auto"] | None = "auto") -> Tensor:
     """Latent arithmetic on class means (Radford et al. 2016, Sec. 6.3, Fig. 7):
 
         y = mean[a] - mean[b] + mean[c]
@@ -354,11 +389,11 @@ def arithmetic(model: Any, a: str | int, b: str | int, c: str | int, num: int = 
     y); laid out 4 to a row, the first row reads a - b + c = y.
 
     Classes are indices or names (`resolve_class`). `means` reuses `class_mean_latents`' answer;
-    otherwise it is computed here from num, generator, classifier, data and names. A conditional model
+    otherwise it is computed here from num, generator, classifier, data, names and exemplars. A conditional model
     decodes mean[k] with label k and y and its variants with `label` (default: c's class).
     A class that got no samples is a GenzooError.
     """
-    means = means or class_mean_latents(model, num, generator, classifier, data, names, check=(a, b, c))
+    means = means or class_mean_latents(model, num, generator, classifier, data, names, (a, b, c), exemplars)
     ia, ib, ic = (means.index(x) for x in (a, b, c))
     for i in (ia, ib, ic):
         if means.counts[i] == 0:

@@ -65,7 +65,8 @@ def test_train_sample_report_resume(vae_run, tmp_path, capsys):
 
 def test_demo_writes_samples_losses_report_and_replaces_an_earlier_demo(tmp_path, capsys):
     for _ in range(2):
-        code, out, err = genzoo(capsys, "demo", "--steps", "2", "--out", tmp_path / "demo", "--no-progress")
+        code, out, err = genzoo(capsys, "demo", "train.eval_real=300", "train.eval_samples=200", "--steps", "2",
+                                "--out", tmp_path / "demo", "--no-progress")
         assert code == 0, err
     assert "samples:" in out and "report:" in out
     assert (tmp_path / "demo" / "samples" / "step-000002.png").is_file()
@@ -168,7 +169,7 @@ def test_sample_refuses_a_family_that_cannot_generate(tmp_path, capsys):
     assert code == 2 and "cannot generate" in err and not (tmp_path / "x.png").exists()
 
 
-@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("signum", [pytest.param("SIGINT", marks=pytest.mark.slow), "SIGTERM"])
 def test_interrupted_run_saves_a_checkpoint_and_resumes(signum, tmp_path):
     import json
     import signal

@@ -144,7 +144,7 @@ def test_gan_class_means_group_codes_by_a_classifier_and_arithmetic_decodes_them
         b = images.mean(dim=(1, 2, 3)) - threshold
         return {"logits": torch.stack([-b, b, torch.full_like(b, -1e9)], dim=1)}
 
-    means = class_mean_latents(model, num=200, generator=seeded(), classifier=classifier)
+    means = class_mean_latents(model, num=200, generator=seeded(), classifier=classifier, exemplars=None)
     labels = (brightness > threshold).long()
     assert means.means.shape == (3, 8) and means.counts.tolist() == [int((labels == 0).sum()), int((labels == 1).sum()), 0]
     for k in (0, 1):
@@ -156,16 +156,25 @@ def test_gan_class_means_group_codes_by_a_classifier_and_arithmetic_decodes_them
     with pytest.raises(GenzooError, match="no sample fell in class '2'"):
         arithmetic(model, 2, 0, 1, means=means)
 
+    # the default for prior codes: like the paper, average 3 exemplars, those the classifier is surest of
+    three = class_mean_latents(model, num=200, generator=seeded(), classifier=classifier)
+    assert three.counts.tolist() == [3, 3, 0] and three.available.tolist() == means.counts.tolist()
+    surest = (brightness - threshold).abs()  # the stub's confidence grows with the distance to the threshold
+    for k in (0, 1):
+        members = (labels == k).nonzero().flatten()
+        top = members[surest[members].argsort(descending=True)[:3]]
+        assert torch.allclose(three.means[k], z[top].mean(0), atol=1e-5)
+
 
 def test_gan_class_means_with_the_fmnist_classifier_use_fashion_mnist_names(runs):
     model = genzoo.load(runs["gan"])
-    means = class_mean_latents(model, num=40, generator=seeded())
+    means = class_mean_latents(model, num=40, generator=seeded(), exemplars=None)
     assert means.names == CLASSES and int(means.counts.sum()) == 40 and means.means.shape == (10, 8)
 
 
 def test_conditional_gan_classes_are_its_labels(runs):
     model = genzoo.load(runs["cgan"])
-    means = class_mean_latents(model, num=10, generator=seeded())
+    means = class_mean_latents(model, num=10, generator=seeded(), exemplars=None)
     z = latent_codes(model, 10, seeded())
     assert means.counts.tolist() == [5, 5]
     assert torch.allclose(means.means[1], z[1::2].mean(0), atol=1e-6)

@@ -73,7 +73,7 @@ def fmnist_features(weights: str | None = None) -> FeatureNetwork:
     try:
         network.load_state_dict(load_file(str(path)))
     except (SafetensorError, OSError, RuntimeError) as error:
-        raise GenzooError(f"{path} is not the weights of the fmnist feature network ({type(error).__name__}); "
+        raise GenzooError(f"{path} does not hold weights that fit the fmnist feature network ({type(error).__name__}); "
                           "give the file `python -m genzoo.metrics.fmnist_net` writes.") from None
     return FeatureNetwork("fmnist", network.eval(), sha256(path), FEATURE_DIM, NUM_CLASSES, 28, 1,
                           "grey (ITU-R 601 luma) and bilinear antialiased resize to 28x28 when needed")

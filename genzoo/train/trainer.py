@@ -84,7 +84,7 @@ class Trainer:
 
             for name in train.eval_metrics:
                 METRICS.get(name)
-            self._eval_network, self._eval_real = load_features(train.eval_extractor), None
+            self._eval_network, self._eval_reference = load_features(train.eval_extractor), None
         self.groups = self.model.param_groups()
         fused = self.device.type == "cuda"
         self.optimizers = {name: OPTIMIZERS[train.optimizer](params, train, fused) for name, params in self.groups.items()}
@@ -302,12 +302,12 @@ class Trainer:
         model = self.ema.model if self.ema is not None else self.model
         model.eval()
         reference = {"dataset": self.config.data.name, "split": self.config.data.split, "source": self.data.source}
-        context = EvalContext(self._eval_network, self.data, reference, min(len(self.data), max(train.eval_samples, 10_000)),
+        context = EvalContext(self._eval_network, self.data, reference, min(len(self.data), train.eval_real),
                               model_batches(model, train.eval_samples, 500, train.seed), train.eval_samples, model=model,
-                              seed=train.seed, device=self.device, real_features=self._eval_real,
+                              seed=train.seed, device=self.device, real_features=self._eval_reference,
                               protocol={"ema": self.ema is not None, "sampler": None, "step": self.step}, use_cache=False)
         scores = compute(context, train.eval_metrics)
-        self._eval_real = context.real
+        self._eval_reference = context.real
         record = {"step": self.step, "time": time.time(), "scores": [s.as_dict() for s in scores]}
         with open(self.run.path / "metrics.jsonl", "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
