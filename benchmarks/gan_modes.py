@@ -21,6 +21,13 @@ and budgets of 10^5 steps and leave every objective far from the modes after a f
 on a CPU; `--lr paper` uses them (train.lr defaults to 2e-4 where the paper names none).
 `--steps` counts generator steps, so the 5-critic-step objectives see 5x more discriminator updates.
 
+Budget: the defaults (36 runs of 2,000 steps) took 32 minutes on a 2-core machine shared with
+other work (load average 4-5); alone on one core a step takes about 7.5 ms with one critic step
+and 55 ms for wgan-gp (5 critic steps, each with a double backward), so an idle 2-core machine
+needs about 12 minutes. The wgan and wgan-gp runs take three quarters of it. At this budget the
+ring is (partly) learned by the one-critic-step objectives and the grid by none: the numbers
+compare the objectives at an equal, small number of generator steps, not at convergence.
+
 Runs go to a pool of `--workers` processes (default: 2, or the CPU count if lower), each with one
 intra-op thread: the networks are small, and two threads per process on a shared 2-core machine
 spend more time waiting on each other than computing.
@@ -157,13 +164,14 @@ def print_table(summary: dict[str, Any], reference: dict[str, Any], datasets: li
     table.add_column("objective")
     header = ["objective"]
     for dataset in datasets:
-        table.add_column(f"{dataset}: modes covered", justify="right")
-        table.add_column(f"{dataset}: high quality", justify="right")
+        table.add_column(f"{dataset} modes", justify="right")
+        table.add_column(f"{dataset} HQ", justify="right")
         header += [f"{dataset}: modes covered", f"{dataset}: high quality"]
     rows = [["real data"] + [text for d in datasets for text in (
         f"{reference[d]['modes_covered']} / {len(modes(d))}", f"{100 * reference[d]['high_quality']:.1f} %")]]
     for objective, by_dataset in summary.items():
-        rows.append([objective] + [text for d in datasets for text in (cell(by_dataset[d]) if d in by_dataset else ("", ""))])
+        cells = [cell(by_dataset[d]) if d in by_dataset else ("", "") for d in datasets]
+        rows.append([objective] + [text for pair in cells for text in pair])
     for row in rows:
         table.add_row(*row)
     Console().print(table)
@@ -197,7 +205,8 @@ def plot(runs: list[dict[str, Any]], objectives: list[str], datasets: list[str],
     import matplotlib.pyplot as plt
 
     def first(objective: str, dataset: str) -> dict[str, Any] | None:
-        return next((r for r in runs if r["objective"] == objective and r["dataset"] == dataset and r["seed"] == seed), None)
+        matches = (r for r in runs if (r["objective"], r["dataset"], r["seed"]) == (objective, dataset, seed))
+        return next(matches, None)
 
     def title(run: dict[str, Any] | None, objective: str, dataset: str) -> str:
         if run is None:
@@ -224,7 +233,8 @@ def plot(runs: list[dict[str, Any]], objectives: list[str], datasets: list[str],
     for column, objective in enumerate(objectives):
         for row, dataset in enumerate(datasets):
             run = first(objective, dataset)
-            draw(axes[row][column], dataset, run and run.get("points"), title(run, objective, dataset).replace(": ", "\n", 1))
+            label = title(run, objective, dataset).replace(": ", "\n", 1)
+            draw(axes[row][column], dataset, run and run.get("points"), label)
     figure.tight_layout()
     figure.savefig(combined, dpi=150)
     plt.close(figure)
@@ -258,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     datasets = names(args.datasets, DATASETS, "dataset")
     if args.lr != "paper":
         float(args.lr)  # fail now on a typo, not in the workers
-    jobs = [(objective, dataset, seed) for seed in range(args.seeds) for dataset in datasets for objective in objectives]
+    jobs = [(objective, dataset, seed)
+            for seed in range(args.seeds) for dataset in datasets for objective in objectives]
     jobs.sort(key=lambda job: -(ADVERSARIAL_LOSSES.get(job[0]).paper.get("critic_steps", 1)))  # slow runs first
 
     start = time.perf_counter()
@@ -271,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
             run = future.result()
             runs.append(run)
             console.print(f"[{done}/{len(jobs)}] {run['objective']:>14} {run['dataset']:>6} seed {run['seed']}: "
-                          f"{run['modes_covered']:>2} modes, {100 * run['high_quality']:5.1f}% HQ, {run['seconds']:.0f}s"
+                          f"{run['modes_covered']:>2} modes, {100 * run['high_quality']:5.1f}% HQ, "
+                          f"{run['seconds']:.0f}s"
                           + (" (diverged)" if run["diverged"] else ""), highlight=False)
     wall = time.perf_counter() - start
     runs.sort(key=lambda r: (objectives.index(r["objective"]), datasets.index(r["dataset"]), r["seed"]))
@@ -279,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarise(runs, objectives, datasets)
     reference = {dataset: real_reference(dataset, args.samples) for dataset in datasets}
     lr_text = "each paper's lr" if args.lr == "paper" else f"lr {float(args.lr):g}"
-    title = (f"GAN mode coverage, mean ± std over {args.seeds} seed(s): {args.steps} steps of batch {args.batch_size}, "
+    title = (f"GAN mode coverage, mean ± std over {args.seeds} seed(s): {args.steps} steps of batch "
+             f"{args.batch_size}, "
              f"{lr_text}, {args.samples} samples; CPU, {len(runs)} runs in {wall / 60:.1f} min")
     markdown = print_table(summary, reference, datasets, title)
     print("\n" + markdown + "\n")

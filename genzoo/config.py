@@ -24,6 +24,7 @@ from pydantic import (
     PositiveInt,
     SerializeAsAny,
     ValidationError,
+    field_validator,
 )
 
 from genzoo.errors import ConfigError
@@ -61,6 +62,11 @@ class TrainConfig(StrictModel):
     weight_decay: NonNegativeFloat = 0.0
     ema_decay: float | None = Field(None, ge=0.0, lt=1.0)  # None: no EMA of the weights
     mixed_precision: Literal["auto", "no", "bf16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
+
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _yaml_no(cls, value: object) -> object:
+        return "no" if value is False else value  # YAML reads a bare `no` as false
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
     deterministic: bool = False  # deterministic kernels (slower); exact resume on CPU holds either way

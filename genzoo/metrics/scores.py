@@ -115,3 +115,20 @@ def label_accuracy(ctx: EvalContext) -> list[Score]:
         predicted = ctx.network(images.to(ctx.device))["logits"].argmax(1)
         correct += (predicted.cpu() == labels.cpu()).sum().item()
     return [_score(ctx, "label-accuracy", correct / ctx.num_fake, labels="every class in turn")]
+
+
+@METRICS.register("elbo")
+def elbo(ctx: EvalContext) -> list[Score]:
+    """Negative ELBO (nats per image, lower is better) of the real images, for families with a likelihood bound."""
+    if not callable(getattr(ctx.model, "nll", None)):
+        raise GenzooError("the elbo metric needs a model with a likelihood bound (vae); drop it from --metrics.")
+    total, count = 0.0, 0
+    generator_state = torch.get_rng_state()
+    torch.manual_seed(ctx.seed)  # the one posterior sample per image is reproducible
+    for images in ctx.real_batches():
+        total += ctx.model.nll({"image": images.to(ctx.device)}).double().sum().item()
+        count += len(images)
+    torch.set_rng_state(generator_state)
+    protocol = {"metric": "nll", "n_real": count, "reference": ctx.reference, "estimate": "one posterior sample per image",
+                "units": "nats per image, images in [-1, 1] as continuous values"}
+    return [Score("nll", total / count, None, protocol)]

@@ -78,7 +78,8 @@ def build_networks(config: GANConfig, info: DataInfo, condition_dim: int, norm: 
     else:
         from genzoo.nn.mlp import MLPDiscriminatorBody, MLPGenerator
 
-        generator = MLPGenerator(latent, out_dim=info.channels * info.image_size**2, width=config.generator_width)
+        generator = MLPGenerator(latent, out_dim=info.channels * info.image_size**2, width=config.generator_width,
+                                 out_shape=(info.channels, info.image_size, info.image_size))
         body = MLPDiscriminatorBody(in_dim=info.channels * info.image_size**2, width=config.discriminator_width)
     return generator, body
 

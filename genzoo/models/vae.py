@@ -10,6 +10,7 @@ with the reconstruction error summed over pixels (squared: a Gaussian decoder of
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -62,6 +63,22 @@ class VAE(GenerativeModel):
             "reconstruction": reconstruction.mean(),
             "kl": kl.mean(),
         }
+
+    @torch.no_grad()
+    def nll(self, batch: dict[str, Tensor]) -> Tensor:
+        """Negative ELBO per image in nats, an upper bound on -log p(x), one posterior sample.
+
+        With `mse` the decoder is the Gaussian N(x_hat, 1/2 I) that the summed squared error implies:
+        -log p(x|z) = sum (x - x_hat)^2 + D/2 log(pi), D = C * H * W. Only defined for `mse` with beta = 1.
+        """
+        if self.config.reconstruction != "mse":
+            raise GenzooError("the ELBO is defined here for reconstruction=mse only (a Gaussian decoder); drop the elbo metric.")
+        x = batch["image"]  # (B, C, H, W)
+        mu, logvar = self.posterior(x)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)  # (B, D)
+        dims = x[0].numel()
+        neg_log_likelihood = reconstruction_error("mse", self.decoder(z), x) + 0.5 * dims * math.log(math.pi)  # (B,)
+        return neg_log_likelihood + gaussian_kl(mu, logvar)  # (B,)
 
     @torch.no_grad()
     def encode(self, x: Tensor) -> Tensor:
