@@ -36,6 +36,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--samples", type=int, default=10_000)
+    parser.add_argument("--ema", type=float, default=0.99, help="EMA decay for every preset (0.999 needs a longer budget)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/gan_quality"))
     args = parser.parse_args()
     rows = []
@@ -43,7 +44,7 @@ def main() -> None:
         raw = load_config(preset).model_dump(mode="json")
         raw["model"].update(generator_width=args.width, discriminator_width=args.width)
         raw["train"].update(steps=args.steps, batch_size=args.batch, log_every=100, sample_every=args.steps,
-                            checkpoint_every=args.steps)
+                            checkpoint_every=args.steps, ema_decay=args.ema)
         run = args.out / preset
         if run.exists():
             import shutil
@@ -64,10 +65,10 @@ def main() -> None:
     for row in rows:
         print(f"{row['preset']:<14}" + "".join(f"{row[c]:>15.3f}" if c in row else f"{'-':>15}" for c in columns))
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else (platform.processor() or platform.machine())
-    print(f"budget: {args.steps} steps of batch {args.batch}, widths {args.width}, on {device}; "
+    print(f"budget: {args.steps} steps of batch {args.batch}, widths {args.width}, EMA {args.ema}, on {device}; "
           f"{args.samples} EMA samples vs the 10,000 test images, fmnist features")
     (args.out / "gan_quality.json").write_text(json.dumps({"device": device, "torch": torch.__version__, "steps": args.steps,
-                                                           "batch": args.batch, "width": args.width, "rows": rows,
+                                                           "batch": args.batch, "width": args.width, "ema": args.ema, "rows": rows,
                                                            "genzoo": genzoo.__version__}, indent=2))
 
 

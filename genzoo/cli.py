@@ -257,5 +257,4 @@ def main() -> None:
         err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
-        err.print("interrupted")
         raise SystemExit(130) from None

@@ -100,7 +100,7 @@ class Trainer:
         if not resume:  # a resumed run continues with the random state it saved
             torch.manual_seed(train.seed + 7919 * (self.state.process_index + 1))
         self.preview_batch = self.data.batch(torch.arange(min(train.num_preview, len(self.data)), device=self.data.images.device))
-        self._stop_requested = False
+        self._stop_requested = 0  # the signal number that asked to stop
 
     # ------------------------------------------------------------------------- setup
 
@@ -269,12 +269,14 @@ class Trainer:
             from genzoo.report import write_report
 
             write_report(self.run)
+        if self._stop_requested:  # the caller stops too: the run is saved, not finished
+            raise KeyboardInterrupt if self._stop_requested == signal.SIGINT else SystemExit(128 + self._stop_requested)
         return self.run
 
     def _request_stop(self, signum: int, frame: Any) -> None:
-        if self._stop_requested:  # a second Ctrl-C stops at once
+        if self._stop_requested:  # a second signal stops at once
             raise KeyboardInterrupt
-        self._stop_requested = True
+        self._stop_requested = signum
 
     def _log_record(self, sums: dict[str, Tensor], count: int, images_per_s: float) -> dict[str, Any]:
         names = list(sums)
