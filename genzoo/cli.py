@@ -215,7 +215,9 @@ def demo(
 
     folder = RunFolder(out_dir)
     if folder.path.exists():
-        if not folder.config.exists() or folder.read_config().get("family") != "gan":
+        from genzoo.config import load_config
+
+        if not folder.config.exists() or folder.read_config().get("family") != load_config("demo").family:
             raise GenzooError(f"{str(out_dir)!r} exists and is not an earlier demo; choose another --out.")
         shutil.rmtree(folder.path)
     run = train_run("demo", out_dir, steps=steps, overrides=list(overrides or []), progress=progress)
