@@ -93,6 +93,8 @@ class Discriminator(nn.Module):
         self.score = nn.Linear(body.feature_dim, 1)
         self.projection = nn.Embedding(num_classes, body.feature_dim) if conditional == "cgan" else None
         self.classifier = nn.Linear(body.feature_dim, num_classes) if conditional == "acgan" else None
+        if self.projection is not None:  # N(0, 1) rows would swamp w^T phi(x) in a wide feature space
+            nn.init.normal_(self.projection.weight, 0.0, 0.02)
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         features = self.body(x)  # (B, F)
