@@ -76,8 +76,8 @@ def main() -> None:
     timings = {}
     synchronize(device)
     start = time.perf_counter()
-    real_set = extract(batches(real), network, n, "real", device)
-    fake_set = extract(batches(fake), network, n, "fake", device)
+    real_set = extract(batches(real), network, "real", device)
+    fake_set = extract(batches(fake), network, "fake", device)
     synchronize(device)
     timings["features"] = time.perf_counter() - start
     start = time.perf_counter()

@@ -106,12 +106,10 @@ def sample(
     """
     import inspect
     import torch
-    from torchvision.utils import save_image
 
     from genzoo.api import load
     from genzoo.models.base import CanGenerate, capabilities
-    from genzoo.train.checkpoint import atomic_write
-    from genzoo.train.trainer import _grid_columns
+    from genzoo.report.grids import output_path, save_grid
 
     model = load(run, ema=ema)
     if not isinstance(model, CanGenerate):
@@ -129,11 +127,8 @@ def sample(
             raise GenzooError(f"--labels {labels!r} is not a class index or a comma list of them, e.g. --labels 3.") from None
         options["labels"] = torch.tensor(values * n if len(values) == 1 else values)
     images = model.generate(n, generator=torch.Generator().manual_seed(seed), **options)  # (n, C, H, W)
-    output = output if output.suffix else output.with_suffix(".png")
-    if not output.parent.is_dir():
-        raise GenzooError(f"folder {str(output.parent)!r} does not exist; create it or choose another -o.")
-    atomic_write(output, lambda tmp: save_image(images, str(tmp), format="png", nrow=_grid_columns(n),
-                                                normalize=True, value_range=(-1, 1), padding=1))
+    output = output_path(output)
+    save_grid(images, output)
     out.print(f"wrote {n} samples{' (EMA weights)' if getattr(model, 'uses_ema', False) else ''} to [bold]{output}[/]")
 
 

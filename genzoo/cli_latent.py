@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from genzoo.errors import GenzooError
+from genzoo.report.grids import output_path, save_grid
 
 latent_app = typer.Typer(
     help="Pictures of a trained model's latent space: interpolations, class arithmetic, traversals.\n\n"
@@ -38,24 +39,6 @@ def _command(name: str | None = None):  # noqa: ANN202
         return latent_app.command(name)(function)
 
     return register
-
-
-def _output_path(output: Path) -> Path:
-    """The PNG path to write, checked before any work is done."""
-    output = output if output.suffix else output.with_suffix(".png")
-    if not output.parent.is_dir():
-        raise GenzooError(f"folder {str(output.parent)!r} does not exist; create it or choose another -o.")
-    return output
-
-
-def _save_grid(images, output: Path, columns: int) -> None:  # noqa: ANN001
-    """Save (n, C, H, W) images in [-1, 1] as one grid PNG, atomically: nothing half-written."""
-    from torchvision.utils import save_image
-
-    from genzoo.train.checkpoint import atomic_write
-
-    atomic_write(output, lambda tmp: save_image(images, str(tmp), format="png", nrow=columns, normalize=True,
-                                                value_range=(-1, 1), padding=1))
 
 
 def _load(run: Path, ema: bool | None):  # noqa: ANN202
@@ -98,10 +81,10 @@ def interpolate(
 
     from genzoo.latent import interpolation_grid
 
-    output = _output_path(output)
+    output = output_path(output)
     model = _load(run, ema)
     images = interpolation_grid(model, rows, steps, spherical, torch.Generator().manual_seed(seed))  # (R * S, C, H, W)
-    _save_grid(images, output, steps)
+    save_grid(images, output, steps)
     path = "spherical (slerp)" if spherical else "linear (lerp)"
     out.print(f"wrote {rows} {path} interpolations of {steps} steps{_ema_note(model)} to [bold]{output}[/]")
 
@@ -143,7 +126,7 @@ def arithmetic_command(
     from genzoo.latent import arithmetic, class_mean_latents
     from genzoo.train.checkpoint import RunFolder
 
-    output = _output_path(output)
+    output = output_path(output)
     model = _load(run, ema)
     generator = torch.Generator().manual_seed(seed)
     data_config = build_config(RunFolder(run).read_config()).data
@@ -164,7 +147,7 @@ def arithmetic_command(
         of = f" of {int(means.available[k])}" if means.available[k] != means.counts[k] else ""
         out.print(f"  {role}: class {k} {means.names[k]!r}: mean of {int(means.counts[k])}{of} codes", highlight=False)
     images = arithmetic(model, a, b, c, means=means, generator=generator)  # (4 + 8, C, H, W)
-    _save_grid(images, output, 4)
+    save_grid(images, output, 4)
     names_abc = [means.names[classes[r]] for r in "abc"]
     out.print(f"wrote {names_abc[0]} - {names_abc[1]} + {names_abc[2]} (row 1: a, b, c, result; rows 2-3: result "
               f"with noise) to [bold]{output}[/]", highlight=False)
@@ -196,9 +179,9 @@ def traverse(
 
     from genzoo.latent import traversal
 
-    output = _output_path(output)
+    output = output_path(output)
     model = _load(run, ema)
     images, rows = traversal(model, dims, steps, span, torch.Generator().manual_seed(seed))
-    _save_grid(images, output, steps)
+    save_grid(images, output, steps)
     out.print(f"wrote a traversal of {rows} latent dimensions{' (all of them)' if rows < dims else ''}, "
               f"{steps} values in [-{span:g}, {span:g}]{_ema_note(model)}, to [bold]{output}[/]", highlight=False)

@@ -52,14 +52,14 @@ class FeatureSet:
         return len(self.features)
 
 
-def extract(batches: Iterator[Tensor], network: FeatureNetwork, total: int, description: str, device: torch.device) -> FeatureSet:
+def extract(batches: Iterator[Tensor], network: FeatureNetwork, description: str, device: torch.device) -> FeatureSet:
     features, logits, moments = [], [], RunningMoments()
     for images in track(batches, description=description, total=None, transient=True):
         out = network(images.to(device))
         moments.update(out["features"])
         features.append(out["features"].cpu())
         logits.append(out["logits"].cpu())
-    return FeatureSet(torch.cat(features)[:total], torch.cat(logits)[:total], moments)
+    return FeatureSet(torch.cat(features), torch.cat(logits), moments)
 
 
 def cache_dir() -> Path:
@@ -108,7 +108,7 @@ class EvalContext:
                     {k[8:]: v for k, v in saved.items() if k.startswith("moments.")}), labels)
             except Exception:  # noqa: BLE001  (a damaged cache file is recomputed)
                 pass
-        result = extract(self.real_batches(), self.network, self.num_real, "features of real images", self.device)
+        result = extract(self.real_batches(), self.network, "features of real images", self.device)
         result.labels = labels
         if self.use_cache:
             try:
@@ -126,7 +126,7 @@ class EvalContext:
     def fake(self) -> FeatureSet:
         if self.fake_batches is None:
             raise GenzooError("this evaluation has no generated images; give a run whose model generates or --fake DIR.")
-        return extract(self.fake_batches(), self.network, self.num_fake, "features of generated images", self.device)
+        return extract(self.fake_batches(), self.network, "features of generated images", self.device)
 
 
 def model_batches(model: Any, n: int, batch_size: int, seed: int) -> Callable[[], Iterator[Tensor]]:

@@ -100,9 +100,7 @@ def evaluate_data(real: ImageData, fake: ImageData, metrics: Iterable[str], *, r
                   batch_size: int = 500, seed: int = 0, device: str = "cpu",
                   protocol: dict[str, Any] | None = None) -> list[Score]:
     """Score in-memory fake images against real ones (both `ImageData`, images in [-1, 1])."""
-    metrics = list(metrics)
-    for name in metrics:
-        METRICS.get(name)
+    metrics = list(metrics)  # `compute` checks the names before any feature is extracted
     if "recon" in metrics:
         raise GenzooError("the recon metric needs a model; it cannot be computed from two sets of images.")
     num_fake = num_samples or len(fake)

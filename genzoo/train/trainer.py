@@ -24,12 +24,12 @@ from accelerate import PartialState
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import Tensor
-from torchvision.utils import make_grid, save_image
 
 from genzoo.config import RunConfig, build_config
 from genzoo.data import BatchStream, build_dataset
 from genzoo.errors import CheckpointError, DataError, GenzooError
 from genzoo.models.base import GenerativeModel, preview_images
+from genzoo.report.grids import save_grid
 from genzoo.registry import MODELS
 from genzoo.train.checkpoint import RunFolder, atomic_write_text
 from genzoo.train.ema import EMA
@@ -323,16 +323,8 @@ class Trainer:
         model = self.ema.model if self.ema is not None else self.model
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
             images = preview_images(model, self.preview_batch, self.config.train.num_preview, seed=self.config.train.seed)
-        images = images.float().clamp(-1, 1).cpu()
-        grid = make_grid(images, nrow=_grid_columns(len(images)), normalize=True, value_range=(-1, 1), padding=1)
-        path = self.run.samples / f"step-{self.step:06d}.png"
-        save_image(grid, str(path))
+        grid = save_grid(images, self.run.samples / f"step-{self.step:06d}.png")
         log.image("samples", grid, self.step)
-
-
-def _grid_columns(n: int) -> int:
-    columns = max(1, round(math.sqrt(n)))
-    return columns + columns % 2  # even, so (input, reconstruction) pairs stay on one row
 
 
 def _in_main_thread() -> bool:
