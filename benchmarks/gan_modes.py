@@ -78,7 +78,8 @@ def overrides(objective: str, dataset: str, seed: int, steps: int, batch_size: i
     items = [f"model.{key}={value}" for key, value in MODEL.items()]
     items += [f"model.objective={objective}", f"data.name={dataset}", f"train.seed={seed}",
               f"train.steps={steps}", f"train.batch_size={batch_size}",
-              f"train.log_every={min(steps, 500)}", f"train.sample_every={steps}", f"train.checkpoint_every={steps}"]
+              f"train.log_every={min(steps, 500)}", f"train.sample_every={steps}", f"train.checkpoint_every={steps}",
+              "train.on_divergence=stop"]  # a diverged objective is a result here, not something to roll back
     items.append(f"train.optimizer={paper.get('optimizer', 'adam')}")
     if "betas" in paper:
         items.append(f"train.betas=[{paper['betas'][0]},{paper['betas'][1]}]")

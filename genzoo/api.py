@@ -46,12 +46,12 @@ def train(
     return Trainer(config, out or Path("runs") / name, resume=resume, progress=progress).fit()
 
 
-def load(run: str | Path, ema: bool | None = None, device: str | torch.device = "cpu") -> GenerativeModel:
+def load(run: str | Path | RunFolder, ema: bool | None = None, device: str | torch.device = "cpu") -> GenerativeModel:
     """Rebuild a trained model from its run folder (config.json + model.safetensors), in eval mode.
 
     ema: None uses the EMA weights when the run has them; True requires them; False ignores them.
     """
-    folder = RunFolder(run)
+    folder = run if isinstance(run, RunFolder) else RunFolder(run)  # genzoo.load(genzoo.train(...)) works
     config = build_config(folder.read_config())
     tensors, metadata = folder.load_weights()
     if metadata.get("family") != config.family:

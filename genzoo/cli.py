@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -36,7 +37,7 @@ def list_command() -> None:
 
     families = Table("family", "phases (per step)", "capabilities", "about", title="families")
     for name, family in MODELS.items():
-        model = family(family.Config(), DataInfo(channels=1, image_size=28, num_classes=10))
+        model = family(family.Config(), DataInfo(channels=1, image_size=28, num_classes=10, num_images=1))
         phases = ", ".join(p.name + (f" x{p.repeats}" if p.repeats > 1 else "") for p in model.phases)
         families.add_row(name, phases, ", ".join(capabilities(model)), _first_line(family.__module__))
     presets = Table("preset", "about", title="presets (genzoo train PRESET)")
@@ -99,10 +100,15 @@ def sample(
     seed: Annotated[int, typer.Option(help="Random seed of the samples.")] = 0,
     labels: Annotated[Optional[str], typer.Option(help="Class labels for a conditional model: one index for all, or a comma list of n \\[default: every class in turn].", show_default=False)] = None,
     truncation: Annotated[Optional[float], typer.Option(help="Truncate z to |z| <= T (GANs; 0.5 to 1 trades variety for quality).", show_default=False)] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Sampling steps of a diffusion model \\[default: the run's].", show_default=False)] = None,
+    sampler: Annotated[Optional[str], typer.Option(help="Diffusion sampler: ddpm or ddim \\[default: the run's].", show_default=False)] = None,
+    eta: Annotated[Optional[float], typer.Option(help="DDIM noise: 0 deterministic, 1 like DDPM \\[default: the run's].", show_default=False)] = None,
+    guidance: Annotated[Optional[float], typer.Option(help="Classifier-free guidance scale of a conditional diffusion model (1 = conditional).", show_default=False)] = None,
 ) -> None:
     """Draw new images from a trained model and save them as one grid.
 
-    Examples: genzoo sample runs/dcgan -n 64 -o grid.png --truncation 0.7;  genzoo sample runs/cgan --labels 7
+    Examples: genzoo sample runs/dcgan -n 64 -o grid.png --truncation 0.7;  genzoo sample runs/cgan --labels 7;
+    genzoo sample runs/ddpm --sampler ddim --steps 50;  genzoo sample runs/ddpm-cfg --guidance 3
     """
     import inspect
     import torch
@@ -116,10 +122,14 @@ def sample(
         raise GenzooError(f"{run} is a {type(model).__name__} run, which cannot generate new images "
                           f"(it can: {', '.join(capabilities(model))}); train a generative family such as vae or gan.")
     options = {}
-    if truncation is not None:
-        if "truncation" not in inspect.signature(model.generate).parameters:
-            raise GenzooError(f"a {type(model).__name__} model has no truncation; drop --truncation.")
-        options["truncation"] = truncation
+    accepted = inspect.signature(model.generate).parameters
+    for name, value in {"truncation": truncation, "steps": steps, "sampler": sampler, "eta": eta, "guidance": guidance}.items():
+        if value is not None:
+            if name not in accepted:
+                raise GenzooError(f"a {type(model).__name__} model has no {name}; drop --{name}.")
+            options[name] = value
+    if "progress" in accepted:
+        options["progress"] = err.is_terminal
     if labels is not None:
         try:
             values = [int(v) for v in labels.split(",")]
@@ -158,6 +168,10 @@ def eval_command(
     from genzoo.metrics import evaluate, evaluate_folders
 
     names = [m.strip() for m in metrics.split(",") if m.strip()]
+    if json_out is not None and json_out.is_dir():  # checked before minutes of scoring, not after
+        raise GenzooError(f"--json {str(json_out)!r} is a folder; give a file name such as scores.json.")
+    if json_out is not None and not json_out.parent.is_dir():
+        raise GenzooError(f"folder {str(json_out.parent)!r} does not exist; create it or choose another --json.")
     if (real is None) != (fake is None):
         raise GenzooError("--real and --fake go together: give both folders, or a run folder instead.")
     if real is not None:
@@ -214,8 +228,18 @@ def demo(
 
         if not folder.config.exists() or folder.read_config().get("family") != load_config("demo").family:
             raise GenzooError(f"{str(out_dir)!r} exists and is not an earlier demo; choose another --out.")
-        shutil.rmtree(folder.path)
-    run = train_run("demo", out_dir, steps=steps, overrides=list(overrides or []), progress=progress)
+    resolved = folder.path.resolve()  # (`--out .` has no name of its own)
+    earlier = resolved.with_name(f".{resolved.name}.earlier-{os.getpid()}")  # kept until the new demo is done
+    if folder.path.exists():
+        folder.path.rename(earlier)
+    try:
+        run = train_run("demo", out_dir, steps=steps, overrides=list(overrides or []), progress=progress)
+    except BaseException:  # a bad override, missing data, Ctrl-C: the earlier demo comes back
+        if earlier.exists():
+            shutil.rmtree(folder.path, ignore_errors=True)
+            earlier.rename(folder.path)
+        raise
+    shutil.rmtree(earlier, ignore_errors=True)
     _print_run(run)
 
 
@@ -249,9 +273,39 @@ app.add_typer(latent_app, name="latent")
 
 def main() -> None:
     try:
-        app(prog_name="genzoo")
+        from typer._click import exceptions as click  # typer >= 0.20 carries its own click
+    except ImportError:
+        from click import exceptions as click
+
+    for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 prints as \xNN, not as a crash
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError):
+            pass
+    try:
+        code = app(prog_name="genzoo", standalone_mode=False)  # click's errors come here, to print in one line
     except GenzooError as error:
-        err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        _print_error(str(error))
         raise SystemExit(2) from None
-    except KeyboardInterrupt:
+    except click.NoArgsIsHelpError as error:  # the help is already printed
+        raise SystemExit(error.exit_code) from None
+    except click.UsageError as error:  # an unknown command or option, a value out of range
+        command = error.ctx.command_path if error.ctx else "genzoo"
+        message = " ".join(error.format_message().split()).rstrip(".")
+        message = message[:1].lower() + message[1:]
+        hint = f"see `{command} --help`"
+        _print_error(f"{message} ({hint})." if message.endswith("?") else f"{message}; {hint}.")
+        raise SystemExit(error.exit_code) from None
+    except click.ClickException as error:
+        _print_error(" ".join(error.format_message().split()))
+        raise SystemExit(error.exit_code) from None
+    except (KeyboardInterrupt, typer.Abort):
         raise SystemExit(130) from None
+    if isinstance(code, int) and code:  # --help returns 0; Ctrl-C 130
+        raise SystemExit(code)
+
+
+def _print_error(message: str) -> None:
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)  # a path may hold [brackets]

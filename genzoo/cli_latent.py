@@ -14,8 +14,10 @@ from genzoo.errors import GenzooError
 from genzoo.report.grids import output_path, save_grid
 
 latent_app = typer.Typer(
-    help="Pictures of a trained model's latent space: interpolations, class arithmetic, traversals.\n\n"
-         "Works for runs of families that sample codes from a prior (gan, vae). "
+    help="Pictures of a trained model's latent space: interpolations, class arithmetic, traversals, "
+         "reconstructions and domain swaps.\n\n"
+         "interpolate, arithmetic and traverse work for families that sample codes from a prior (gan, vae, glo); "
+         "reconstruct for those that reconstruct (autoencoder, vae, glo, swap); swap for the swap autoencoder. "
          "Example: genzoo latent interpolate runs/dcgan -o walk.png",
     no_args_is_help=True,
     add_completion=False,
@@ -185,3 +187,97 @@ def traverse(
     save_grid(images, output, steps)
     out.print(f"wrote a traversal of {rows} latent dimensions{' (all of them)' if rows < dims else ''}, "
               f"{steps} values in [-{span:g}, {span:g}]{_ema_note(model)}, to [bold]{output}[/]", highlight=False)
+
+
+def _real_batch(run: Path, n: int, seed: int) -> dict:
+    """n real images of the run's dataset (the same n for the same seed)."""
+    import torch
+
+    from genzoo.config import build_config
+    from genzoo.data import build_dataset
+    from genzoo.train.checkpoint import RunFolder
+
+    data = build_dataset(build_config(RunFolder(run).read_config()).data)
+    for note in data.notes:
+        out.print(f"[dim]{note}[/]")
+    indices = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[: min(n, len(data))]
+    return data.batch(indices)
+
+
+@_command("reconstruct")
+def reconstruct_command(
+    run: Run,
+    n: Annotated[int, typer.Option("-n", min=1, max=1024, help="Real images to reconstruct.")] = 32,
+    seed: Annotated[int, typer.Option(help="Seed that picks the images.")] = 0,
+    output: Annotated[Path, typer.Option("-o", "--output", help="PNG file for the grid.")] = Path("reconstructions.png"),
+    ema: Ema = None,
+) -> None:
+    """Real images of the run's dataset beside their reconstructions (input, reconstruction, ...).
+
+    For an autoencoder or VAE the reconstruction is decoder(encoder(x)); a GLO model has no encoder and
+    finds each code by optimisation (model.encode_steps steps, with a progress bar); a swap autoencoder
+    reconstructs domain a with its own decoder.
+
+    Examples:
+
+    genzoo latent reconstruct runs/vae -n 16
+
+    genzoo latent reconstruct runs/glo -o glo-recon.png
+    """
+    import inspect as inspect_
+
+    import torch
+
+    from genzoo.api import load
+    from genzoo.models.base import CanReconstruct, capabilities
+
+    output = output_path(output)
+    model = load(run, ema=ema)
+    if not isinstance(model, CanReconstruct):
+        raise GenzooError(f"a {type(model).__name__} model does not reconstruct images (it can: "
+                          f"{', '.join(capabilities(model))}); use a run of autoencoder, vae, glo or swap.")
+    batch = _real_batch(run, n, seed)
+    x = batch["image"] if "image" in batch else batch["a"]  # (n, C, H, W)
+    options = {}
+    parameters = inspect_.signature(model.reconstruct).parameters
+    if "labels" in parameters and getattr(model, "conditional", False):
+        options["labels"] = batch["label"]
+    if "progress" in parameters:  # encoders by optimisation (GLO) show their progress
+        options["progress"] = True
+    x_hat = model.reconstruct(x, **options)
+    pairs = torch.stack([x, x_hat], dim=1).flatten(0, 1)  # (2n, C, H, W): input, reconstruction, ...
+    save_grid(pairs, output)
+    mse = ((x_hat - x) / 2).pow(2).mean().item()  # images mapped to [0, 1]
+    out.print(f"wrote {len(x)} inputs beside their reconstructions{_ema_note(model)} (MSE {mse:.4f} on [0, 1]) "
+              f"to [bold]{output}[/]", highlight=False)
+
+
+@_command("swap")
+def swap_command(
+    run: Run,
+    n: Annotated[int, typer.Option("-n", min=1, max=1024, help="Images of each domain.")] = 16,
+    seed: Annotated[int, typer.Option(help="Seed that picks the images.")] = 0,
+    output: Annotated[Path, typer.Option("-o", "--output", help="PNG file for the grid.")] = Path("swaps.png"),
+    ema: Ema = None,
+) -> None:
+    """Domain swaps of a two-domain model: each row is a, a -> b, b, b -> a.
+
+    For the swap autoencoder, a -> b is b's decoder applied to the shared encoder's code of a.
+
+    Example: genzoo latent swap runs/swap -n 8
+    """
+    import torch
+
+    from genzoo.api import load
+    from genzoo.models.base import CanTranslate, capabilities
+
+    output = output_path(output)
+    model = load(run, ema=ema)
+    if not isinstance(model, CanTranslate):
+        raise GenzooError(f"a {type(model).__name__} model does not translate between domains (it can: "
+                          f"{', '.join(capabilities(model))}); use a run of the swap family.")
+    batch = _real_batch(run, n, seed)
+    a, b = batch["a"], batch["b"]  # (n, C, H, W) each
+    rows = torch.stack([a, model.translate(a, to="b"), b, model.translate(b, to="a")], dim=1)  # (n, 4, C, H, W)
+    save_grid(rows.flatten(0, 1), output, 4)
+    out.print(f"wrote {len(a)} swaps (a, a -> b, b, b -> a){_ema_note(model)} to [bold]{output}[/]", highlight=False)

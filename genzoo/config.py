@@ -51,6 +51,7 @@ class DataConfig(StrictModel):
     channels: Literal[1, 3] | None = None  # None: the dataset's own; 1 = grey, 3 = RGB
     download: bool = False  # fetch with torchvision when no local copy is found (explicit opt-in)
     max_images: PositiveInt | None = None  # keep only the first N images (quick runs)
+    domains: tuple[int | str, int | str] | None = None  # two classes (names or indices) as domains a and b
 
 
 class TrainConfig(StrictModel):
@@ -62,23 +63,26 @@ class TrainConfig(StrictModel):
     weight_decay: NonNegativeFloat = 0.0
     ema_decay: float | None = Field(None, ge=0.0, lt=1.0)  # None: no EMA of the weights
     mixed_precision: Literal["auto", "no", "bf16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
-
-    @field_validator("mixed_precision", mode="before")
-    @classmethod
-    def _yaml_no(cls, value: object) -> object:
-        return "no" if value is False else value  # YAML reads a bare `no` as false
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
     deterministic: bool = False  # deterministic kernels (slower); exact resume on CPU holds either way
     log_every: PositiveInt = 50  # steps between reads of the losses (the only host syncs)
     sample_every: PositiveInt = 500  # steps between sample grids in samples/
     checkpoint_every: PositiveInt = 1000  # steps between checkpoints (one is always written at the end)
+    on_divergence: Literal["rollback", "stop"] = "rollback"  # a non-finite loss: reload the last checkpoint, or stop
+    rollback_lr_factor: float = Field(0.5, gt=0.0, le=1.0)  # each rollback multiplies every learning rate by this
+    max_rollbacks: NonNegativeInt = 3  # rollbacks in one run before it stops
     num_preview: PositiveInt = 64  # images in each sample grid
     eval_every: PositiveInt | None = None  # steps between evaluations into metrics.jsonl; None: never
     eval_metrics: tuple[str, ...] = ("fid", "pr")  # registered metrics (`genzoo list`)
     eval_samples: PositiveInt = 2000  # generated images per evaluation
     eval_real: PositiveInt = 10_000  # real images of the reference (at most the dataset's)
     eval_extractor: str = "fmnist"  # feature network of the evaluations
+
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _yaml_no(cls, value: object) -> object:
+        return "no" if value is False else value  # YAML reads a bare `no` as false
 
 
 class RunConfig(StrictModel):
@@ -181,13 +185,17 @@ def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0]
 
 
+LIST_EXAMPLES = {"domains": "[Sneaker, Ankle boot] or [7, 9] (two classes)"}  # list-valued keys' examples
+
+
 def _explain(error: ValidationError, model: type[BaseModel], prefix: str = "") -> ConfigError:
     """Turn pydantic's first error into one sentence that names the key and what is allowed."""
     first = error.errors()[0]
     location = [str(part) for part in first["loc"] if not isinstance(part, int)]  # drop list positions
     key = ".".join(([prefix] if prefix else []) + location)
     if len(location) < len(first["loc"]):
-        return ConfigError(f"config key {key!r} has a wrong item ({first['msg'].rstrip('.').lower()}); give a list such as [0.5, 0.999].")
+        example = LIST_EXAMPLES.get(location[-1], "[0.5, 0.999]")
+        return ConfigError(f"config key {key!r} has a wrong item ({first['msg'].rstrip('.').lower()}); give a list such as {example}.")
     if first["type"] == "extra_forbidden":
         section = _section(model, location[:-1])
         allowed = ", ".join(section.model_fields) if section else "none"

@@ -100,27 +100,20 @@ class LatentSpace:
     decode: Callable[[Any, Tensor, Tensor | None], Tensor]  # (model, z (n, D), labels (n,) | None) -> (n, C, H, W)
 
 
-def _decode_with_decoder(model: Any, z: Tensor, labels: Tensor | None) -> Tensor:
-    if labels is not None:
-        raise GenzooError(f"a {type(model).__name__} decodes codes without labels; drop the labels.")
-    return model.decoder(z)
-
-
 # Checked in order; the first that applies is the model's latent space. A decoder alone is not enough:
 # a plain autoencoder's codes have no prior to sample from, so it has no latent space to walk.
 LATENT_SPACES: tuple[LatentSpace, ...] = (
+    LatentSpace(
+        "decoder with a prior",  # VAEs (N(0, I)), GLO (a Gaussian fitted to its learned codes)
+        applies=lambda model: hasattr(model, "decode_latent") and hasattr(model, "sample_latent"),
+        sample=lambda model, n, generator: model.sample_latent(n, generator),
+        decode=lambda model, z, labels: model.decode_latent(z, labels),
+    ),
     LatentSpace(
         "generator prior",  # GANs: z ~ N(0, I) of the model's own sampler
         applies=lambda model: hasattr(model, "sample_latent"),
         sample=lambda model, n, generator: model.sample_latent(n, generator),
         decode=lambda model, z, labels: model.generate(len(z), labels=labels, z=z),
-    ),
-    LatentSpace(
-        "decoder with a N(0, I) prior",  # VAEs
-        applies=lambda model: hasattr(model, "decoder") and hasattr(model, "generate"),
-        sample=lambda model, n, generator: torch.randn(n, model.config.latent_dim, device=_device(model),
-                                                       generator=generator),
-        decode=_decode_with_decoder,
     ),
 )
 

@@ -126,3 +126,79 @@ RECONSTRUCTION_ERRORS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
 def reconstruction_error(kind: str, x_hat: Tensor, x: Tensor) -> Tensor:
     """Per-image reconstruction error summed over pixels: (B, C, H, W) x 2 -> (B,)."""
     return RECONSTRUCTION_ERRORS[kind](x_hat, x)
+
+
+# ----------------------------------------------------------------------------- image distances
+# Per-image distances between a reconstruction x_hat and its target x, both (B, C, H, W) in [-1, 1],
+# each returning (B,). The autoencoder, GLO and swap families train on a weighted sum of them.
+
+def laplacian_pyramid(x: Tensor, levels: int = 4) -> list[Tensor]:
+    """Burt & Adelson (1983): band-pass levels L^0 (finest) .. L^{J-2} and the low-pass residual L^{J-1}.
+
+    L^j = G^j - up(G^{j+1}), G^0 = x, G^{j+1} = down(blur(G^j)) with the 5-tap binomial kernel
+    [1, 4, 6, 4, 1] / 16 (reflect padding, so a constant image has zero band-pass levels), and `up`
+    bilinear. Levels stop early when an image gets smaller than 4 pixels. x: (B, C, H, W).
+    """
+    taps = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], device=x.device, dtype=x.dtype) / 16
+    kernel = (taps[:, None] * taps[None, :]).expand(x.shape[1], 1, 5, 5)  # (C, 1, 5, 5), depthwise
+    pyramid, current = [], x
+    for _ in range(levels - 1):
+        if min(current.shape[-2:]) < 4:
+            break
+        blurred = F.conv2d(F.pad(current, (2, 2, 2, 2), mode="reflect"), kernel, groups=x.shape[1])  # (B, C, h, w)
+        low = blurred[..., ::2, ::2]  # (B, C, ceil(h/2), ceil(w/2))
+        pyramid.append(current - F.interpolate(low, size=current.shape[-2:], mode="bilinear", align_corners=False))
+        current = low
+    return pyramid + [current]
+
+
+def laplacian_l1(x_hat: Tensor, x: Tensor, levels: int = 4) -> Tensor:
+    """Bojanowski et al., "Optimizing the Latent Space of Generative Networks" (2018), Sec. 3.3:
+    Lap1(x, x') = sum_j 2^(-2j) |L^j(x) - L^j(x')|_1, here with |.|_1 averaged over each level's
+    pixels (j = 0 the finest level), so that a coarse level counts less than the fine detail. (B,)."""
+    pairs = zip(laplacian_pyramid(x_hat, levels), laplacian_pyramid(x, levels))
+    return sum(4.0**-j * (a - b).abs().flatten(1).mean(1) for j, (a, b) in enumerate(pairs))
+
+
+class PerceptualDistance:
+    """Johnson et al., "Perceptual Losses for Real-Time Style Transfer and Super-Resolution" (2016),
+    Eq. 2: sum over layers l of 1/(C_l H_l W_l) ||phi_l(x_hat) - phi_l(x)||_2^2, with phi_l the ReLU
+    activations of a frozen feature network from the FEATURES registry (default `fmnist`, genzoo's
+    Fashion-MNIST classifier; `inception` works where its weights are available). The network is not
+    part of the model's weights: it is loaded from the registry by name when the model is built."""
+
+    def __init__(self, network_name: str) -> None:
+        from genzoo.metrics.features import load_features
+
+        self.features = load_features(network_name)
+        for parameter in self.features.network.parameters():
+            parameter.requires_grad_(False)
+
+    def __call__(self, x_hat: Tensor, x: Tensor) -> Tensor:
+        if next(self.features.network.parameters()).device != x.device:
+            self.features.to(x.device)
+        both = self.features.activations(torch.cat([x_hat, x]))  # per layer: (2B, ...)
+        return sum((a - b).pow(2).flatten(1).mean(1) for a, b in (layer.chunk(2) for layer in both))  # (B,)
+
+
+IMAGE_DISTANCES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "mse": lambda x_hat, x: (x_hat - x).pow(2).flatten(1).mean(1),  # mean squared error per pixel
+    "mae": lambda x_hat, x: (x_hat - x).abs().flatten(1).mean(1),  # mean absolute error per pixel
+    "laplacian": laplacian_l1,
+}
+IMAGE_DISTANCE_NAMES = ("mse", "mae", "laplacian", "perceptual")
+
+
+class ImageLoss:
+    """A weighted sum of image distances, e.g. {"mse": 1.0, "perceptual": 0.1}; per image (B,)."""
+
+    def __init__(self, weights: dict[str, float], perceptual_network: str = "fmnist") -> None:
+        self.weights = {name: weight for name, weight in weights.items() if weight}
+        self.terms = {name: IMAGE_DISTANCES[name] for name in self.weights if name != "perceptual"}
+        if "perceptual" in self.weights:
+            self.terms["perceptual"] = PerceptualDistance(perceptual_network)
+
+    def __call__(self, x_hat: Tensor, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """(total (B,), {name: (B,)}) for reconstructions x_hat of x, both (B, C, H, W)."""
+        parts = {name: term(x_hat, x) for name, term in self.terms.items()}
+        return sum(self.weights[name] * value for name, value in parts.items()), parts

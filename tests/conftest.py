@@ -14,8 +14,16 @@ from genzoo.config import RunConfig, build_config
 TINY_MODELS: dict[str, dict[str, Any]] = {
     "autoencoder": {"latent_dim": 4, "width": 4},
     "vae": {"latent_dim": 4, "width": 4},
+    "glo": {"latent_dim": 4, "width": 4, "encode_steps": 5},
+    "swap": {"latent_dim": 4, "width": 4},
     "gan": {"latent_dim": 8, "generator_width": 4, "discriminator_width": 4},
+    "ddpm": {"width": 8, "channel_multipliers": [1, 2], "blocks_per_level": 1, "attention_resolutions": [8],
+             "timesteps": 10, "sampling_steps": 5},
 }
+
+
+# data settings a family needs beyond the default fake images (two domains for the swap autoencoder)
+TINY_DATA: dict[str, dict[str, Any]] = {"swap": {"domains": [0, 1]}}
 
 
 def tiny_config(family: str, model: dict[str, Any] | None = None, data: dict[str, Any] | None = None,
@@ -24,7 +32,7 @@ def tiny_config(family: str, model: dict[str, Any] | None = None, data: dict[str
     return build_config({
         "family": family,
         "model": {**TINY_MODELS[family], **(model or {})},
-        "data": {"name": "fake", "image_size": 16, "max_images": 64, **(data or {})},
+        "data": {"name": "fake", "image_size": 16, "max_images": 64, **TINY_DATA.get(family, {}), **(data or {})},
         "train": {"steps": 2, "batch_size": 8, "log_every": 1, "sample_every": 1, "checkpoint_every": 1,
                   "num_preview": 4, "seed": 0, **train},
     })

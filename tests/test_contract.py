@@ -52,7 +52,9 @@ def check_contract(config, tmp_path):
     assert any(not torch.equal(initial[k], v) for k, v in trainer.model.state_dict().items()), "training changed nothing"
 
     # reload: the saved weights give identical outputs, with and without EMA
-    x = build_dataset(config.data).batch(torch.arange(8))["image"]  # (8, 1, 16, 16) in [-1, 1]
+    batch = build_dataset(config.data).batch(torch.arange(8))
+    x = batch["image"] if "image" in batch else batch["a"]  # (8, 1, 16, 16) in [-1, 1]
+    x.labels = batch.get("label")  # conditional models encode and reconstruct with the images' labels
     for ema, reference in ((False, trainer.model), (True, trainer.ema.model)):
         loaded = genzoo.load(run.path, ema=ema)
         reference.eval()
@@ -80,4 +82,6 @@ def check_contract(config, tmp_path):
 def _call(model, name, x):
     if name == "generate":
         return model.generate(6, generator=torch.Generator().manual_seed(3))
+    if getattr(model, "conditional", False) and name in ("encode", "reconstruct"):
+        return getattr(model, name)(x, labels=x.labels)
     return getattr(model, name)(x)

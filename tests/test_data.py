@@ -180,8 +180,9 @@ def test_batch_maps_uint8_exactly_to_minus_one_one_and_keeps_int64_labels():
     assert batch["image"][:, 0, 0, 0].tolist() == pytest.approx([1.0, -1.0, 0.6])
     assert batch["image"][1].eq(-1.0).all() and batch["image"][0].eq(1.0).all()  # exact ends
     assert batch["label"].dtype == torch.int64 and batch["label"].tolist() == [1, 3, 1]
-    assert set(data.batch(torch.arange(4))) == {"image", "label"} and data.keys == ("image", "label")
-    assert set(ImageData(images).batch(torch.arange(2))) == {"image"}
+    assert set(data.batch(torch.arange(4))) == {"image", "index", "label"} and data.keys == ("image", "index", "label")
+    assert data.batch(torch.tensor([2, 0]))["index"].tolist() == [2, 0]  # the stable index of each image (GLO)
+    assert set(ImageData(images).batch(torch.arange(2))) == {"image", "index"}
 
 
 def test_empty_image_data_raises():
@@ -290,7 +291,7 @@ def test_image_folder_class_subfolders_become_labels(tmp_path):
     data = build(name="image-folder", root=str(tmp_path), image_size=6)
     assert data.num_classes == 3 and data.labels.dtype == torch.int64
     assert data.labels.tolist() == [0, 0, 1, 2, 2, 2, 2]
-    assert data.keys == ("image", "label") and data.info.num_classes == 3
+    assert data.keys == ("image", "index", "label") and data.info.num_classes == 3
 
 
 def test_image_folder_max_images(tmp_path):

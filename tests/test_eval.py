@@ -158,7 +158,7 @@ def test_eval_cli_folder_arguments(tmp_path, capsys):
 
 
 def test_elbo_metric_of_a_vae_and_its_closed_form_parts(vae_run):
-    (score,) = genzoo.evaluate(vae_run, ["elbo"], num_samples=64)
+    score, bits = genzoo.evaluate(vae_run, ["elbo"], num_samples=64)
     model = genzoo.load(vae_run)
     data = genzoo.data.build_dataset(genzoo.config.DataConfig(name="fake", image_size=16, max_images=64))
     x = data.batch(torch.arange(64))["image"]
@@ -167,5 +167,7 @@ def test_elbo_metric_of_a_vae_and_its_closed_form_parts(vae_run):
     # the bound is the training loss (summed squared error + KL) plus the Gaussian constant D/2 log(pi)
     assert nll.shape == (64,) and (nll > 0.5 * 256 * math.log(math.pi)).all()
     assert score.name == "nll" and score.value > 0 and score.protocol["units"].startswith("nats")
+    # bits per 8-bit dimension of the dequantised data: (NLL / D + log 128) / log 2
+    assert bits.name == "bits/dim" and bits.value == pytest.approx((score.value / 256 + math.log(128)) / math.log(2))
     with pytest.raises(GenzooError, match="likelihood bound"):
         genzoo.evaluate(Trainer(tiny_config("gan"), vae_run.parent / "g", progress=False).fit().path, ["elbo"], num_samples=64)

@@ -121,7 +121,7 @@ def test_toy_dataset(name, k):
     data = build_dataset(DataConfig(name=name, max_images=1000))
     assert isinstance(data, PointData) and len(data) == 1000
     assert data.info.channels == 2 and data.info.image_size == 1 and data.info.num_classes == k
-    assert data.keys == ("image", "label") and name in data.source and data.notes == []
+    assert data.keys == ("image", "index", "label") and name in data.source and data.notes == []
     batch = BatchStream(data, batch_size=100, seed=0).next()
     assert batch["image"].shape == (100, 2, 1, 1) and batch["image"].dtype == torch.float32
     assert batch["image"].abs().max() <= 1.0 and batch["label"].dtype == torch.int64

@@ -1,7 +1,10 @@
 """In-memory image data and the deterministic batch stream the trainer draws from.
 
 Every dataset is decoded once into a uint8 tensor (N, C, H, W) and, optionally, int64 labels (N,);
-batches are dicts `{"image": float in [-1, 1], "label": int64}`, converted here, at the boundary.
+batches are dicts `{"image": float in [-1, 1], "label": int64, "index": int64}`, converted here, at
+the boundary. `index` is the image's stable position in the dataset (GLO learns one code per index).
+With `data.domains=[A, B]` two classes of a labelled dataset become two unpaired domains, batches
+`{"a": ..., "b": ...}` (`DomainData`).
 Keeping the data in memory (on the GPU when there is one) removes the loader from the step loop;
 Fashion-MNIST is 55 MB as uint8.
 """
@@ -19,6 +22,15 @@ from genzoo.errors import DataError
 from genzoo.models.base import DataInfo
 
 
+# where each batch key comes from, for the message when a family needs a key its dataset lacks
+KEY_SOURCES = {
+    "label": "a labelled dataset (e.g. fashion-mnist, or class sub-folders)",
+    "index": "a dataset of stored images (not data.domains)",
+    "a": "two domains: data.domains=[A, B] names two classes or class sub-folders",
+    "b": "two domains: data.domains=[A, B] names two classes or class sub-folders",
+}
+
+
 @dataclass
 class ImageData:
     images: Tensor  # (N, C, H, W) uint8
@@ -26,6 +38,7 @@ class ImageData:
     num_classes: int | None = None
     source: str = ""  # where the images came from, for messages and reports
     notes: list[str] = field(default_factory=list)  # things the user should know (fallbacks)
+    class_names: list[str] | None = None  # names of the label values, when the dataset has them
 
     def __post_init__(self) -> None:
         if len(self.images) == 0:
@@ -33,11 +46,12 @@ class ImageData:
 
     @property
     def keys(self) -> tuple[str, ...]:
-        return ("image", "label") if self.labels is not None else ("image",)
+        return ("image", "index", "label") if self.labels is not None else ("image", "index")
 
     @property
     def info(self) -> DataInfo:
-        return DataInfo(channels=self.images.shape[1], image_size=self.images.shape[-1], num_classes=self.num_classes)
+        return DataInfo(channels=self.images.shape[1], image_size=self.images.shape[-1], num_classes=self.num_classes,
+                        num_images=len(self))
 
     def __len__(self) -> int:
         return len(self.images)
@@ -48,10 +62,65 @@ class ImageData:
         return self
 
     def batch(self, indices: Tensor) -> dict[str, Tensor]:
-        batch = {"image": self.images[indices].float() / 127.5 - 1.0}  # uint8 -> [-1, 1]
+        batch = {"image": self.images[indices].float() / 127.5 - 1.0, "index": indices}  # uint8 -> [-1, 1]
         if self.labels is not None:
             batch["label"] = self.labels[indices]
         return batch
+
+
+class DomainData(ImageData):
+    """Two unpaired image domains (e.g. two classes, or trainA/ and trainB/ sub-folders), batches
+    `{"a": (B, C, H, W), "b": (B, C, H, W)}` in [-1, 1]. One epoch covers the larger domain; the smaller
+    one repeats, and its images are paired with index i through a fixed permutation, so pairs differ
+    from epoch to epoch of the smaller domain and a resumed run draws the same batches."""
+
+    def __init__(self, images_a: Tensor, images_b: Tensor, names: tuple[str, str], source: str, notes: list[str]) -> None:
+        super().__init__(images_a, None, None, source=source, notes=notes)
+        self.images_b, self.names = images_b, names
+        self.pairing = torch.randperm(max(len(images_a), len(images_b)), generator=torch.Generator().manual_seed(0))
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return ("a", "b")
+
+    def __len__(self) -> int:
+        return max(len(self.images), len(self.images_b))
+
+    def to(self, device: torch.device | str) -> DomainData:
+        self.images, self.images_b, self.pairing = self.images.to(device), self.images_b.to(device), self.pairing.to(device)
+        return self
+
+    def batch(self, indices: Tensor) -> dict[str, Tensor]:
+        a = self.images[indices % len(self.images)]  # (B, C, H, W) uint8
+        b = self.images_b[self.pairing[indices] % len(self.images_b)]  # (B, C, H, W) uint8
+        return {"a": a.float() / 127.5 - 1.0, "b": b.float() / 127.5 - 1.0}
+
+
+def split_domains(data: ImageData, domains: tuple[int | str, int | str]) -> DomainData:
+    """The two classes `domains` (label values or class names) of a labelled dataset as two domains."""
+    if data.labels is None:
+        raise DataError(f"data.domains needs a labelled dataset (classes or class sub-folders), but {data.source} "
+                        "has no labels; use a labelled dataset or folders A/ and B/ under data.root.")
+    names = [str(n).lower() for n in (data.class_names or [])]
+    values = []
+    for domain in domains:
+        if isinstance(domain, int) and 0 <= domain < (data.num_classes or 0):
+            values.append(domain)
+        elif str(domain).lower() in names:
+            values.append(names.index(str(domain).lower()))
+        else:
+            known = ", ".join(data.class_names or []) or f"0..{(data.num_classes or 1) - 1}"
+            raise DataError(f"data.domains entry {domain!r} is not a class of {data.source} (it has: {known}); "
+                            "give two of its class names or indices.")
+    if values[0] == values[1]:
+        raise DataError(f"data.domains names the same class twice ({domains[0]!r}, {domains[1]!r}); give two different classes.")
+    parts = [data.images[data.labels == value] for value in values]
+    label = [data.class_names[v] if data.class_names else str(v) for v in values]
+    for part, name in zip(parts, label):
+        if len(part) == 0:
+            raise DataError(f"domain {name!r} has no images in {data.source}; choose classes present in the data.")
+    source = f"{data.source}, domains {label[0]!r} ({len(parts[0])}) and {label[1]!r} ({len(parts[1])})"
+    return DomainData(parts[0], parts[1], (label[0], label[1]), source, data.notes)
 
 
 def conform(data: ImageData, config: DataConfig) -> ImageData:

@@ -8,6 +8,7 @@ A file that cannot be decoded stops the run with its name, before training start
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,8 @@ EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
 def find_images(root: Path) -> list[Path]:
+    if root.exists() and not root.is_dir():
+        raise DataError(f"image folder {str(root)!r} is a file, not a folder; give the folder that holds the images.")
     if not root.is_dir():
         raise DataError(f"image folder {str(root)!r} does not exist; set data.root to a folder of images.")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
@@ -37,7 +40,7 @@ def open_image(path: Path) -> Image.Image:
         with Image.open(path) as image:
             image.load()
             return image.copy()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as error:
         raise DataError(f"cannot decode image {str(path)!r} ({type(error).__name__}); remove or replace it.") from None
 
 
@@ -48,7 +51,8 @@ def image_folder(config: DataConfig) -> ImageData:
     root = Path(config.root).expanduser()
     files = find_images(root)[: config.max_images]
     size = config.image_size or 64
-    opened = [open_image(path) for path in track(files, description="decoding images", transient=True)]
+    with closing(track(files, description="decoding images", transient=True)) as paths:  # closed on a bad file too
+        opened = [open_image(path) for path in paths]
     channels = config.channels or (1 if all(im.mode in ("L", "1", "I;16", "I") for im in opened) else 3)
     mode = "L" if channels == 1 else "RGB"
     tensors = []
@@ -61,7 +65,8 @@ def image_folder(config: DataConfig) -> ImageData:
         index = {name: i for i, name in enumerate(classes)}
         labels = torch.tensor([index[p.parent.relative_to(root).parts[0]] for p in files])
         num_classes = len(classes)
-    return ImageData(torch.cat(tensors), labels, num_classes, source=f"{len(files)} images from {root}")
+    return ImageData(torch.cat(tensors), labels, num_classes, source=f"{len(files)} images from {root}",
+                     class_names=classes if labels is not None else None)
 
 
 def _to_8bit(image: Image.Image) -> Image.Image:

@@ -38,7 +38,7 @@ class PointData(ImageData):
     """`ImageData` holding float points (N, D, 1, 1) in [-1, 1] instead of uint8 pixels."""
 
     def batch(self, indices: Tensor) -> dict[str, Tensor]:
-        batch = {"image": self.images[indices]}  # already float in [-1, 1]: no uint8 rescaling
+        batch = {"image": self.images[indices], "index": indices}  # already float in [-1, 1]: no uint8 rescaling
         if self.labels is not None:
             batch["label"] = self.labels[indices]
         return batch

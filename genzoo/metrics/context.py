@@ -91,9 +91,15 @@ class EvalContext:
         return torch.randperm(len(self.real_data), generator=torch.Generator().manual_seed(self.seed))[: self.num_real]
 
     def real_batches(self) -> Iterator[Tensor]:
+        for batch in self.real_dict_batches():
+            yield batch["image"]
+
+    def real_dict_batches(self) -> Iterator[dict[str, Tensor]]:
+        """The real images as whole batches (image, label, ...), on the evaluation device."""
         indices = self.real_indices()
         for start in range(0, len(indices), self.batch_size):
-            yield self.real_data.batch(indices[start : start + self.batch_size])["image"]
+            batch = self.real_data.batch(indices[start : start + self.batch_size])
+            yield {key: value.to(self.device) for key, value in batch.items()}
 
     @cached_property
     def real(self) -> FeatureSet:

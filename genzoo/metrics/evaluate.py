@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import torch
 
@@ -19,6 +19,12 @@ from genzoo.metrics.features import FeatureNetwork, load_features
 from genzoo.registry import METRICS
 
 DEFAULT_METRICS = ("fid", "kid", "is", "pr", "dc", "variety")
+
+
+def sampling_protocol(model: Any) -> dict | None:
+    """The model's default sampler settings (steps, guidance, ...) where it has any, e.g. diffusion."""
+    describe = getattr(model, "sampling_protocol", None)
+    return describe() if callable(describe) else None
 
 
 def compute(ctx: EvalContext, metrics: Iterable[str]) -> list[Score]:
@@ -63,6 +69,9 @@ def evaluate(model_or_run: Any, metrics: Iterable[str] = DEFAULT_METRICS, *, dat
     elif isinstance(data, DataConfig):
         data_config = data
     if split is not None:
+        splits = get_args(DataConfig.model_fields["split"].annotation)
+        if split not in splits:  # model_copy does not validate
+            raise GenzooError(f"--split {split!r} is not a split; choose one of: {', '.join(splits)}.")
         data_config = data_config.model_copy(update={"split": split})
     network = load_features(extractor, extractor_weights)
     real = build_dataset(data_config.model_copy(update={"max_images": None}))
@@ -70,7 +79,7 @@ def evaluate(model_or_run: Any, metrics: Iterable[str] = DEFAULT_METRICS, *, dat
     ctx = EvalContext(network, real, _reference(data_config, real.source), num_real,
                       model_batches(model, num_samples, batch_size, seed) if _needs_fake(metrics) else None,
                       num_samples, model=model, batch_size=batch_size, seed=seed, device=device,
-                      protocol={"ema": bool(getattr(model, "uses_ema", False)), "sampler": None,
+                      protocol={"ema": bool(getattr(model, "uses_ema", False)), "sampler": sampling_protocol(model),
                                 "run": None if run_path is None else str(run_path)},
                       use_cache=use_cache)
     scores = compute(ctx, metrics)

@@ -36,14 +36,30 @@ class FeatureNetwork:
     @torch.no_grad()
     def __call__(self, images: Tensor) -> dict[str, Tensor]:
         """(B, C, H, W) in [-1, 1] -> features (B, D) and logits (B, K), float32."""
+        out = self.network(self._prepare(images))
+        return {"features": out["features"].float(), "logits": out["logits"].float()}
+
+    def activations(self, images: Tensor) -> list[Tensor]:
+        """The output of every ReLU of the network for (B, C, H, W) images in [-1, 1], differentiable with
+        respect to the images (for perceptual losses): a list of (B, ...) tensors, input to output."""
+        captured: list[Tensor] = []
+        hooks = [m.register_forward_hook(lambda _m, _i, output: captured.append(output.clone()))
+                 for m in self.network.modules() if isinstance(m, nn.ReLU)]
+        try:
+            self.network(self._prepare(images))
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return captured
+
+    def _prepare(self, images: Tensor) -> Tensor:
         images = images.float()
         if images.shape[1] != self.channels:
             images = _to_grey(images) if self.channels == 1 else images.expand(-1, 3, -1, -1)
         if self.resize_here and images.shape[-1] != self.input_size:
             images = F.interpolate(images, size=(self.input_size, self.input_size), mode="bilinear", antialias=True,
                                    align_corners=False)
-        out = self.network(images)
-        return {"features": out["features"].float(), "logits": out["logits"].float()}
+        return images
 
     def to(self, device: torch.device | str) -> FeatureNetwork:
         self.network.to(device)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 from pathlib import Path
 
 import torch
@@ -143,10 +144,15 @@ class FIDInceptionV3(nn.Module):
 def _read_local(path: Path) -> object:
     if not path.is_file():
         raise GenzooError(f"Inception weights file {path} is missing or not a file; {_FIX}.")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:  # not a weights file
-        raise GenzooError(f"{path} is not a PyTorch weights file ({type(error).__name__}); {_FIX}.") from None
+    with warnings.catch_warnings(record=True) as caught:  # torch's warnings about a junk file would bury the error
+        warnings.simplefilter("always")
+        try:
+            state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # noqa: BLE001  (junk makes the safe unpickler raise KeyError, IndexError, ...)
+            raise GenzooError(f"{path} is not a PyTorch weights file ({type(error).__name__}); {_FIX}.") from None
+    for warning in caught:  # the file loaded: its warnings are worth showing
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return state_dict
 
 
 def _download() -> tuple[object, Path]:

@@ -6,6 +6,8 @@ features, `fid-inception` the usual Inception FID. They are never comparable wit
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from genzoo.metrics.context import EvalContext, Score
@@ -87,9 +89,10 @@ def reconstruction(ctx: EvalContext) -> list[Score]:
     if not isinstance(ctx.model, CanReconstruct):
         raise GenzooError("the recon metric needs a model that reconstructs (autoencoder, vae); drop it from --metrics.")
     total, count = {"mse": 0.0}, 0
-    for images in ctx.real_batches():
-        images = images.to(ctx.device)
-        result = mse_psnr(images, ctx.model.reconstruct(images))
+    for batch in ctx.real_dict_batches():
+        images = batch["image"]
+        labels = {"labels": batch["label"]} if getattr(ctx.model, "conditional", False) and "label" in batch else {}
+        result = mse_psnr(images, ctx.model.reconstruct(images, **labels))
         total["mse"] += result["mse"] * len(images)
         count += len(images)
     mse = total["mse"] / count
@@ -125,10 +128,17 @@ def elbo(ctx: EvalContext) -> list[Score]:
     total, count = 0.0, 0
     generator_state = torch.get_rng_state()
     torch.manual_seed(ctx.seed)  # the one posterior sample per image is reproducible
-    for images in ctx.real_batches():
-        total += ctx.model.nll({"image": images.to(ctx.device)}).double().sum().item()
-        count += len(images)
+    for batch in ctx.real_dict_batches():
+        total += ctx.model.nll(batch).double().sum().item()
+        count += len(batch["image"])
+        dims = batch["image"][0].numel()
     torch.set_rng_state(generator_state)
     protocol = {"metric": "nll", "n_real": count, "reference": ctx.reference, "estimate": "one posterior sample per image",
                 "units": "nats per image, images in [-1, 1] as continuous values"}
-    return [Score("nll", total / count, None, protocol)]
+    scores = [Score("nll", total / count, None, protocol)]
+    offset = getattr(ctx.model, "bits_per_dim_offset", None)
+    if offset is not None:  # bits per 8-bit pixel value: (NLL / D + log 128) / log 2 (256 bins of width 2/256)
+        bits = (total / count / dims + offset) / math.log(2)
+        scores.append(Score("bits/dim", bits, None, {**protocol, "metric": "bits/dim",
+                                                      "units": "bits per dimension of the 8-bit data, dequantised"}))
+    return scores

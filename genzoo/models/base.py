@@ -44,6 +44,7 @@ class DataInfo:
     channels: int
     image_size: int
     num_classes: int | None = None
+    num_images: int | None = None  # size of the training set (GLO learns one code per image)
 
 
 class GenerativeModel(nn.Module):
@@ -76,6 +77,20 @@ class GenerativeModel(nn.Module):
         return next(self.parameters()).device
 
 
+def class_labels(labels: Tensor | None, n: int, num_classes: int, device: torch.device) -> Tensor:
+    """The labels of n samples of a class-conditional model: every class in turn when None, else
+    checked to be n class indices in [0, num_classes). (n,) int64."""
+    from genzoo.errors import GenzooError
+
+    if labels is None:
+        return torch.arange(n, device=device) % num_classes  # every class in turn
+    labels = torch.as_tensor(labels, device=device).long().flatten()
+    if len(labels) != n or labels.min() < 0 or labels.max() >= num_classes:
+        raise GenzooError(f"labels must be {n} class indices in [0, {num_classes - 1}]; got "
+                          f"{len(labels)} in [{int(labels.min())}, {int(labels.max())}].")
+    return labels
+
+
 # ----------------------------------------------------------------------------- capabilities
 
 @runtime_checkable
@@ -96,7 +111,14 @@ class CanEncode(Protocol):
         """(B, C, H, W) in [-1, 1] -> (B, D) latent codes."""
 
 
-CAPABILITIES: dict[str, type] = {"generate": CanGenerate, "reconstruct": CanReconstruct, "encode": CanEncode}
+@runtime_checkable
+class CanTranslate(Protocol):
+    def translate(self, x: Tensor, to: str = "b") -> Tensor:
+        """(B, C, H, W) images of one domain in [-1, 1] -> the same images in domain `to`."""
+
+
+CAPABILITIES: dict[str, type] = {"generate": CanGenerate, "reconstruct": CanReconstruct, "encode": CanEncode,
+                                 "translate": CanTranslate}
 
 
 def capabilities(model: nn.Module) -> list[str]:
@@ -105,14 +127,20 @@ def capabilities(model: nn.Module) -> list[str]:
 
 @torch.no_grad()
 def preview_images(model: nn.Module, batch: dict[str, Tensor], n: int, seed: int = 0) -> Tensor:
-    """Images that show what a model does, for sample grids: new samples if it generates,
-    else inputs beside their reconstructions. (n', C, H, W) in [-1, 1]."""
+    """Images that show what a model does, for sample grids: new samples if it generates, swaps
+    (a, a -> b, b, b -> a) if it translates two domains, else inputs beside their reconstructions.
+    (n', C, H, W) in [-1, 1]."""
     was_training = model.training
     model.eval()
     try:
         if isinstance(model, CanGenerate):
             generator = torch.Generator(device=model.device).manual_seed(seed)
             return model.generate(n, generator=generator)  # conditional models cycle through the classes
+        if isinstance(model, CanTranslate) and "a" in batch:
+            k = max(1, n // 4)
+            a, b = batch["a"][:k], batch["b"][:k]  # (k, C, H, W) each
+            rows = torch.stack([a, model.translate(a, to="b"), b, model.translate(b, to="a")], dim=1)  # (k, 4, C, H, W)
+            return rows.flatten(0, 1)  # a, a -> b, b, b -> a, ...
         if isinstance(model, CanReconstruct):
             x = batch["image"][: max(1, n // 2)]  # (b, C, H, W)
             pairs = torch.stack([x, model.reconstruct(x)], dim=1)  # (b, 2, C, H, W)

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from genzoo.config import FamilyConfig
 from genzoo.errors import GenzooError
 from genzoo.losses import ADVERSARIAL_LOSSES, clip_weights, gradient_penalty
-from genzoo.models.base import DataInfo, GenerativeModel, Phase
+from genzoo.models.base import DataInfo, GenerativeModel, Phase, class_labels
 from genzoo.nn import DownConvStack, UpConvStack, init_dcgan_weights
 from genzoo.registry import MODELS
 
@@ -221,13 +221,7 @@ class GAN(GenerativeModel):
             if labels is not None:
                 raise GenzooError("this GAN is unconditional and takes no labels; drop them, or train with model.conditional=cgan.")
             return None
-        if labels is None:
-            return torch.arange(n, device=self.device) % self.num_classes  # every class in turn
-        labels = torch.as_tensor(labels, device=self.device).long().flatten()
-        if len(labels) != n or labels.min() < 0 or labels.max() >= self.num_classes:
-            raise GenzooError(f"labels must be {n} class indices in [0, {self.num_classes - 1}]; got "
-                              f"{len(labels)} in [{int(labels.min())}, {int(labels.max())}].")
-        return labels
+        return class_labels(labels, n, self.num_classes, self.device)
 
     @torch.no_grad()
     def generate(self, n: int, labels: Tensor | None = None, generator: torch.Generator | None = None,

@@ -8,3 +8,6 @@ from genzoo.nn.mlp import MLPDiscriminatorBody, MLPGenerator  # noqa: E402
 from genzoo.nn.resnet import ResNetDiscriminatorBody, ResNetGenerator  # noqa: E402
 
 __all__ += ["MLPDiscriminatorBody", "MLPGenerator", "ResNetDiscriminatorBody", "ResNetGenerator"]
+from genzoo.nn.unet import UNet  # noqa: E402
+
+__all__ += ["UNet"]

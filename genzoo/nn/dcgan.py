@@ -45,9 +45,10 @@ def init_dcgan_weights(module: nn.Module) -> None:
 
 
 class UpConvStack(nn.Module):
-    """z (B, D) -> image (B, C, s, s) in [-1, 1]: the DCGAN generator, also used as a decoder."""
+    """z (B, D) -> image (B, C, s, s) in [-1, 1]: the DCGAN generator, also used as a decoder
+    (`tanh=False`: raw outputs, e.g. the logits of a Bernoulli decoder)."""
 
-    def __init__(self, latent_dim: int, image_size: int, channels: int, width: int) -> None:
+    def __init__(self, latent_dim: int, image_size: int, channels: int, width: int, tanh: bool = True) -> None:
         super().__init__()
         base, doublings = base_and_doublings(image_size)
         features = width * 2 ** (doublings - 1)
@@ -63,7 +64,7 @@ class UpConvStack(nn.Module):
                 nn.ReLU(True),
             ]
             features //= 2
-        layers += [nn.ConvTranspose2d(features, channels, 4, 2, 1, bias=False), nn.Tanh()]
+        layers += [nn.ConvTranspose2d(features, channels, 4, 2, 1, bias=not tanh), nn.Tanh() if tanh else nn.Identity()]
         self.net = nn.Sequential(*layers)
         self.latent_dim = latent_dim
 

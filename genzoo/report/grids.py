@@ -27,6 +27,7 @@ def output_path(output: Path) -> Path:
 
 def save_grid(images: Tensor, path: Path, columns: int | None = None) -> Tensor:
     """Write the images as one grid PNG, atomically (nothing half-written); return the grid (3, H', W')."""
+    path = Path(path)
     grid = make_grid(images.detach().float().clamp(-1, 1).cpu(), nrow=columns or grid_columns(len(images)),
                      normalize=True, value_range=(-1, 1), padding=1)
     atomic_write(path, lambda tmp: save_image(grid, str(tmp), format="png"))

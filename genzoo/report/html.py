@@ -1,4 +1,5 @@
-"""One self-contained HTML page per run: loss curves, sample grids over training, the config.
+"""One self-contained HTML page per run: loss curves, what the model does (samples, reconstructions,
+interpolations, traversals, swaps), sample grids over training, metrics, the config.
 
 Images are embedded as base64 PNG, so the page can be mailed or attached as it is.
 """
@@ -21,14 +22,20 @@ figcaption{font-size:.85em;color:#555}pre{background:#f6f6f6;padding:1em;overflo
 table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.3em .6em;text-align:right}"""
 
 
+def _text(name: str) -> str:
+    """A file name as UTF-8 text: bytes that are not UTF-8 (surrogate escapes) shown as \\xNN."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _image(path: Path, width: str = "") -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     style = f' style="width:{width}"' if width else ""
-    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(path.name)}"{style}>'
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(_text(path.name))}"{style}>'
 
 
-def write_report(run: RunFolder, max_grids: int = 8) -> Path:
+def write_report(run: RunFolder, max_grids: int = 8, pictures: bool = True) -> Path:
     config = run.read_config()
+    figures = _pictures(run) if pictures and run.weights.exists() else []
     records = read_log(run.log)
     losses = plot_losses(run)
     grids = sorted(run.samples.glob("step-*.png"))
@@ -42,9 +49,9 @@ def write_report(run: RunFolder, max_grids: int = 8) -> Path:
         for k, v in last.items() if k != "time"
     )
     parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>genzoo: {html.escape(run.path.name)}</title>",
+        f"<!doctype html><html><head><meta charset='utf-8'><title>genzoo: {html.escape(_text(run.path.name))}</title>",
         f"<style>{STYLE}</style></head><body>",
-        f"<h1>genzoo run <code>{html.escape(str(run.path))}</code></h1>",
+        f"<h1>genzoo run <code>{html.escape(_text(str(run.path)))}</code></h1>",
         f"<p>family <b>{html.escape(config.get('family', '?'))}</b>, data <b>{html.escape(str(config.get('data', {}).get('name')))}</b>, "
         f"{len(records)} log records.</p>",
         "<h2>Latest samples</h2>",
@@ -55,6 +62,9 @@ def write_report(run: RunFolder, max_grids: int = 8) -> Path:
         f"<table>{summary}</table>",
         "<h2>Metrics</h2>",
         _metrics_table(run.path / "metrics.jsonl"),
+        *(["<h2>What the model does</h2>",
+           "".join(f"<figure>{_image(path, '320px')}<figcaption>{html.escape(caption)}</figcaption></figure>"
+                   for caption, path in figures)] if figures else []),
         "<h2>Samples over training</h2>",
         "".join(f"<figure>{_image(g)}<figcaption>{g.stem}</figcaption></figure>" for g in grids),
         "<h2>Resolved config</h2>",
@@ -63,6 +73,18 @@ def write_report(run: RunFolder, max_grids: int = 8) -> Path:
     ]
     atomic_write_text(run.report, "\n".join(parts))
     return run.report
+
+
+def _pictures(run: RunFolder) -> list[tuple[str, Path]]:
+    """The model's pictures (genzoo.report.pictures); a model or dataset that cannot be loaded here
+    (e.g. data moved since training) leaves the section out rather than failing the report."""
+    from genzoo.errors import GenzooError
+    from genzoo.report.pictures import write_pictures
+
+    try:
+        return write_pictures(run)
+    except GenzooError:
+        return []
 
 
 def _metrics_table(path: Path) -> str:

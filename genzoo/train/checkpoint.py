@@ -1,41 +1,80 @@
-"""The run folder and its plain-data checkpoint files, written atomically.
+"""The run folder and its plain-data checkpoint files, written atomically and verified on reading.
 
     runs/<name>/
       config.json          the resolved config that ran (reusable: `genzoo train runs/<name>/config.json`)
-      model.safetensors    weights, and EMA weights under `ema.`; metadata: family, data shape, step
-      training_state.pt    optimizers, RNG states, step, images seen, data position (tensors and
-                           plain Python values only: loaded with `weights_only=True`)
+      model.safetensors    weights, and EMA weights under `ema.`; metadata: family, data shape, step,
+                           the sha256 of its own tensors and the sha256 of the training_state.pt it belongs to
+      training_state.pt    optimizers, RNG states, step, data position (tensors and plain Python values
+                           only: loaded with `weights_only=True`, so loading never runs code)
+      model.previous.safetensors  training_state.previous.pt   the checkpoint before, kept as a fallback
       log.jsonl  events.out.tfevents.*  samples/step-000100.png  losses.png  report.html
 
-Every file is written to a temporary name in the same folder, flushed to disk, then renamed over the
-old one, so a crash leaves either the old file or the new one. `training_state.pt` is written last
-and records the sha256 of the weights it belongs to, so a pair from two different moments is caught.
+A checkpoint is a weights file and the state file whose sha256 it records. Saving writes both to
+temporary files (flushed to disk), moves the newest intact checkpoint to the `previous` names, then
+renames the new files into place, one at a time. A crash at any moment therefore leaves an intact
+checkpoint, the old or the new one: reading looks at every weights/state combination and takes the
+newest whose checksums hold, with a note when that is not the latest. A failed write (a full disk)
+removes its temporary files and leaves the checkpoints as they were.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 from torch import Tensor
 
 from genzoo.errors import CheckpointError, GenzooError
 
 
+# Errors of a file system that cannot take a write: full, over quota, read-only, forbidden.
+UNWRITABLE = {getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EFBIG") if hasattr(errno, name)}
+
+
+def print_note(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[yellow]note:[/] {message}", soft_wrap=True, highlight=False)
+
+
+def temporary_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def _flush(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _flush_folder(folder: Path) -> None:
+    """Make renames in `folder` durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Write through `write(temporary_path)`, then rename over `path`; on failure leave `path` as it was."""
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary = temporary_name(path)
     try:
         write(temporary)
-        with open(temporary, "rb") as handle:
-            os.fsync(handle.fileno())
+        _flush(temporary)
         os.replace(temporary, path)
     except OSError as error:
         temporary.unlink(missing_ok=True)
@@ -57,6 +96,24 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def tensors_sha256(tensors: dict[str, Tensor]) -> str:
+    """sha256 of names, dtypes, shapes and bytes, in name order: the same however the file lays them out."""
+    digest = hashlib.sha256()
+    for key in sorted(tensors):
+        tensor = tensors[key].detach().to("cpu").contiguous().reshape(-1)
+        digest.update(f"{key}:{tensor.dtype}:{tuple(tensors[key].shape)};".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+class Checkpoint(NamedTuple):
+    tensors: dict[str, Tensor]
+    metadata: dict[str, Any]  # family, data_info, step, ...
+    state: dict[str, Any]  # training_state.pt
+    weights_path: Path
+    state_path: Path
+
+
 class RunFolder:
     """Paths and reads/writes of one run folder."""
 
@@ -65,13 +122,16 @@ class RunFolder:
         self.config = self.path / "config.json"
         self.weights = self.path / "model.safetensors"
         self.state = self.path / "training_state.pt"
+        self.previous_weights = self.path / "model.previous.safetensors"
+        self.previous_state = self.path / "training_state.previous.pt"
         self.log = self.path / "log.jsonl"
         self.samples = self.path / "samples"
         self.losses_plot = self.path / "losses.png"
         self.report = self.path / "report.html"
 
     def has_checkpoint(self) -> bool:
-        return self.weights.exists() and self.state.exists()
+        """Whether any checkpoint file is there (intact or not: reading decides)."""
+        return self.weights.exists() or self.previous_weights.exists()
 
     def check_writable(self) -> None:
         """Fail early, creating nothing, when the run folder could not be created or written."""
@@ -92,6 +152,14 @@ class RunFolder:
                 f"cannot write to the run folder {str(self.path)!r} ({error.strerror or error}); choose a writable --out."
             ) from None
 
+    def remove_temporaries(self) -> None:
+        """Delete temporary files a killed process left behind (never those of this process)."""
+        own = f".tmp-{os.getpid()}"
+        for folder in (self.path, self.samples):
+            for path in folder.glob(".*.tmp-*"):
+                if not path.name.endswith(own):
+                    path.unlink(missing_ok=True)
+
     def read_config(self) -> dict[str, Any]:
         if not self.config.is_file():
             raise CheckpointError(f"{str(self.path)!r} is not a genzoo run folder (no config.json); give the folder `genzoo train` wrote.")
@@ -100,42 +168,139 @@ class RunFolder:
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise CheckpointError(f"{self.config} is damaged (not JSON); restore it or train again.") from None
 
-    # -- weights
+    # -- saving
 
-    def save_weights(self, tensors: dict[str, Tensor], metadata: dict[str, Any]) -> str:
+    def save_checkpoint(self, tensors: dict[str, Tensor], metadata: dict[str, Any], state: dict[str, Any]) -> None:
+        """Write a new checkpoint; the newest intact one before it becomes the `previous` one."""
         plain = {key: value.detach().to("cpu").contiguous() for key, value in tensors.items()}
-        text = {key: json.dumps(value) for key, value in metadata.items()}
-        atomic_write(self.weights, lambda tmp: save_file(plain, str(tmp), metadata=text))
-        return sha256(self.weights)
-
-    def load_weights(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
-        if not self.weights.is_file():
-            raise CheckpointError(f"{str(self.path)!r} has no model.safetensors; train it first or give another run folder.")
+        new_state, new_weights = temporary_name(self.state), temporary_name(self.weights)
         try:
-            tensors = load_file(str(self.weights))
-            from safetensors import safe_open
+            torch.save(state, new_state)
+            _flush(new_state)
+            metadata = {**metadata, "tensors_sha256": tensors_sha256(plain), "state_sha256": sha256(new_state)}
+            save_file(plain, str(new_weights), metadata={key: json.dumps(value) for key, value in metadata.items()})
+            _flush(new_weights)
+            kept = self._newest_intact()
+            if kept is not None:  # one rename at a time: every moment in between leaves an intact pair
+                if kept[1] != self.previous_state:
+                    os.replace(kept[1], self.previous_state)
+                if kept[0] != self.previous_weights:
+                    os.replace(kept[0], self.previous_weights)
+            os.replace(new_state, self.state)
+            os.replace(new_weights, self.weights)
+            _flush_folder(self.path)
+        except OSError as error:
+            new_state.unlink(missing_ok=True)
+            new_weights.unlink(missing_ok=True)
+            raise GenzooError(
+                f"cannot write the checkpoint of step {metadata.get('step')} to {str(self.path)!r} "
+                f"({error.strerror or error}); the previous checkpoint is kept, so free some space and "
+                f"continue with `genzoo resume {self.path}`."
+            ) from None
+        except BaseException:
+            new_state.unlink(missing_ok=True)
+            new_weights.unlink(missing_ok=True)
+            raise
 
-            with safe_open(str(self.weights), "pt") as handle:
+    # -- reading
+
+    def read_weights(self, path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """The tensors and metadata of one weights file, after checking its checksum."""
+        if not path.is_file():
+            raise CheckpointError(f"{path.name} is missing")
+        try:
+            with safe_open(str(path), "pt") as handle:
                 metadata = {key: json.loads(value) for key, value in (handle.metadata() or {}).items()}
-        except (SafetensorError, OSError, json.JSONDecodeError, ValueError) as error:
-            raise CheckpointError(f"{self.weights} is damaged ({error}); restore it or train again.") from None
+                tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+        except (SafetensorError, OSError, json.JSONDecodeError, ValueError, RuntimeError) as error:
+            raise CheckpointError(f"{path.name} is damaged ({str(error).strip().rstrip('.')})") from None
+        if "tensors_sha256" in metadata and tensors_sha256(tensors) != metadata["tensors_sha256"]:
+            raise CheckpointError(f"{path.name} is damaged (its checksum does not match)")
         return tensors, metadata
 
-    # -- training state
-
-    def save_state(self, state: dict[str, Any]) -> None:
-        atomic_write(self.state, lambda tmp: torch.save(state, tmp))
-
-    def load_state(self) -> dict[str, Any]:
+    def _step_of(self, path: Path) -> float:
         try:
-            state = torch.load(self.state, map_location="cpu", weights_only=True)
-        except Exception as error:  # noqa: BLE001  (any unpickling failure means a bad or unsafe file)
-            raise CheckpointError(
-                f"{self.state} cannot be loaded safely ({type(error).__name__}); it is damaged or not a genzoo file."
-            ) from None
-        if state.get("weights_sha256") != sha256(self.weights):
-            raise CheckpointError(
-                f"{self.state} belongs to other weights than {self.weights.name} (the run stopped mid-save); "
-                "restore both from a backup or start a new run."
-            )
-        return state
+            with safe_open(str(path), "pt") as handle:
+                return int(json.loads((handle.metadata() or {}).get("step", "-1")))
+        except (SafetensorError, OSError, json.JSONDecodeError, ValueError, TypeError):
+            return math.inf  # unreadable: tried first, so that what is wrong with it gets said
+
+    def _candidates(self) -> list[Path]:
+        """Weights files present, newest step first (the latest name first on a tie)."""
+        present = [p for p in (self.weights, self.previous_weights) if p.is_file()]
+        return sorted(present, key=lambda p: -self._step_of(p))
+
+    def _matching_state(self, metadata: dict[str, Any]) -> Path | None:
+        for path in (self.state, self.previous_state):
+            if path.is_file() and metadata.get("state_sha256") == sha256(path):
+                return path
+        return None
+
+    def _newest_intact(self) -> tuple[Path, Path] | None:
+        for weights in self._candidates():
+            try:
+                _, metadata = self.read_weights(weights)
+            except CheckpointError:
+                continue
+            state = self._matching_state(metadata)
+            if state is not None:
+                return weights, state
+        return None
+
+    def load_weights(self, note: Callable[[str], None] | None = print_note) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """The newest intact weights: model.safetensors, or the previous ones (with a note) when it is damaged."""
+        problems = []
+        for path in self._candidates() or [self.weights]:
+            try:
+                tensors, metadata = self.read_weights(path)
+            except CheckpointError as error:
+                problems.append(str(error))
+                continue
+            if problems and note is not None:
+                note(f"{'; '.join(problems)}: using {path.name} (step {metadata.get('step')}) instead.")
+            return tensors, metadata
+        raise CheckpointError(f"{str(self.path)!r} has no intact weights ({'; '.join(problems)}); restore them or train again.")
+
+    def load_checkpoint(self, note: Callable[[str], None] | None = print_note, before_step: int | None = None) -> Checkpoint:
+        """The newest intact checkpoint (weights and their training state), with a note when it is not the latest;
+        with `before_step`, the newest one of an earlier step (or, when there is none, the newest).
+
+        The state file is unpickled with `weights_only=True` and only once its sha256 matches the one the
+        weights record: a file that would run code is refused, never executed.
+        """
+        problems = []
+        candidates = self._candidates()
+        if before_step is not None:
+            earlier = [p for p in candidates if self._step_of(p) < before_step]
+            candidates = earlier + [p for p in candidates if p not in earlier]
+        for path in candidates:
+            try:
+                tensors, metadata = self.read_weights(path)
+            except CheckpointError as error:
+                problems.append(str(error))
+                continue
+            state_path = self._matching_state(metadata)
+            if state_path is None:
+                problems.append(f"{path.name} has no matching training_state.pt (it is damaged or from another save)")
+                continue
+            try:
+                state = torch.load(state_path, map_location="cpu", weights_only=True)
+            except Exception as error:  # noqa: BLE001  (any unpickling failure means a bad or unsafe file)
+                problems.append(f"{state_path.name} cannot be loaded safely ({type(error).__name__})")
+                continue
+            if problems and note is not None:
+                note(f"{'; '.join(problems)}: resuming from the previous checkpoint (step {metadata.get('step')}).")
+            return Checkpoint(tensors, metadata, state, path, state_path)
+        reason = "; ".join(problems) or "no model.safetensors"
+        raise CheckpointError(f"{str(self.path)!r} has no intact checkpoint to resume ({reason}); train into a new --out.")
+
+    def make_latest(self, checkpoint: Checkpoint) -> None:
+        """Give `checkpoint` the latest names, dropping a newer one (of a stretch of training that was abandoned).
+
+        The state moves first: in between, the checkpoint is intact as the moved state and the unmoved weights.
+        """
+        if checkpoint.state_path != self.state:
+            os.replace(checkpoint.state_path, self.state)
+        if checkpoint.weights_path != self.weights:
+            os.replace(checkpoint.weights_path, self.weights)
+        _flush_folder(self.path)

@@ -25,9 +25,11 @@ class EMA:
     @torch.no_grad()
     def update(self) -> None:
         for averaged, current in self._params:  # theta_ema <- decay * theta_ema + (1 - decay) * theta
-            torch._foreach_lerp_(averaged, current, 1.0 - self.decay)
+            if averaged:
+                torch._foreach_lerp_(averaged, current, 1.0 - self.decay)
         for averaged, current in self._buffers:
-            torch._foreach_copy_(averaged, current)
+            if averaged:  # (modules without buffers, e.g. GroupNorm networks or embeddings)
+                torch._foreach_copy_(averaged, current)
 
     def state_dict(self) -> dict[str, Tensor]:
         return {key: value for key, value in self.model.state_dict().items() if key.split(".")[0] in self.module_names}

@@ -14,10 +14,15 @@ class TrainingLog:
         self.path = folder / "log.jsonl"
         self.enabled = enabled
         self._writer = None
+        self.notes: list[str] = []  # what the user should know (TensorBoard off)
         if enabled:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(str(folder))
+            try:
+                self._writer = SummaryWriter(str(folder))
+            except UnicodeEncodeError:  # TensorBoard encodes the folder name as UTF-8
+                self.notes.append(f"no TensorBoard events: the run folder name {str(folder)!r} is not valid UTF-8; "
+                                  "log.jsonl and the report are written as usual.")
 
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:
@@ -25,15 +30,15 @@ class TrainingLog:
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
         for key, value in record.items():
-            if key != "step" and isinstance(value, (int, float)):
+            if key != "step" and isinstance(value, (int, float)) and self._writer is not None:
                 self._writer.add_scalar(key, value, record["step"])
 
     def scalar(self, tag: str, value: float, step: int) -> None:
-        if self.enabled:
+        if self._writer is not None:
             self._writer.add_scalar(tag, value, step)
 
     def image(self, tag: str, grid: Tensor, step: int) -> None:
-        if self.enabled:
+        if self._writer is not None:
             self._writer.add_image(tag, grid, step)
 
     def close(self) -> None:

@@ -1,0 +1,515 @@
+"""The bad-input corpus (issue 7): every command and every data path, fed what users really feed them.
+
+Each case in `CASES` builds its files in a temporary folder (images and checkpoints are generated
+here from small tables; the few text files are in tests/bad_inputs/) and runs one `genzoo` command.
+Each must end the same way: exit code 2, exactly one line on stderr that starts with `error:` and
+names the problem, no traceback anywhere, and every file in the folder (bytes and mtimes) as it was.
+Most run in-process; the cases marked `process=True` run `python -m genzoo` for the real exit code
+and the real stderr encoding. `GOOD_FOLDER` holds the odd but valid images that must work: 16-bit
+and 48-bit PNGs, 1 x 1, grey + RGB + RGBA + palette + CMYK in one folder, a non-UTF-8 file name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import pickle
+import shutil
+import struct
+import subprocess
+import sys
+import warnings
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import tiny_config
+from genzoo.cli import main
+
+CORPUS = Path(__file__).parent / "bad_inputs"
+FAKE = ["data.name=fake", "data.image_size=16", "data.max_images=64", "train.steps=2", "train.batch_size=8",
+        "--no-progress"]
+VAE = ["vae", *FAKE, "model.latent_dim=4", "model.width=4"]
+GAN = ["gan", *FAKE, "model.latent_dim=8", "model.generator_width=4", "model.discriminator_width=4"]
+FMNIST = [*VAE, "data.name=fashion-mnist"]
+INCEPTION = ["--extractor", "inception", "--inception-weights"]
+FOLDER = ["vae", "model.latent_dim=4", "model.width=4", "data.name=image-folder", "data.image_size=16",
+          "train.steps=1", "train.batch_size=2", "--no-progress"]
+NON_UTF8 = os.fsdecode(b"caf\xe9-\xff")  # Latin-1 bytes in a file name: not decodable as UTF-8
+
+
+# ----------------------------------------------------------------------------- files, from tables
+
+def _png(width: int, height: int, bit_depth: int, colour_type: int, pixels: bytes) -> bytes:
+    """A PNG written by hand (for what PIL does not write: 48-bit RGB, absurd sizes); filter 0 rows."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row = len(pixels) // height
+    raw = b"".join(b"\x00" + pixels[i * row : (i + 1) * row] for i in range(height)) if pixels else b""
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def _pil(mode: str, size: tuple[int, int], colour, fmt: str = "PNG") -> bytes:  # noqa: ANN001
+    buffer = io.BytesIO()
+    Image.new(mode, size, colour).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def _grey16(value: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((8, 8), value, dtype=np.uint16)).save(buffer, format="PNG")  # mode I;16, 16-bit PNG
+    return buffer.getvalue()
+
+
+def _palette() -> bytes:
+    image = Image.new("P", (12, 12), 1)
+    image.putpalette([0, 0, 0, 200, 100, 50] + [0] * 762)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+KINDS: dict[str, Callable[[], bytes]] = {
+    # valid images
+    "grey": lambda: _pil("L", (20, 20), 50),
+    "rgb": lambda: _pil("RGB", (24, 18), (200, 30, 10)),
+    "rgba": lambda: _pil("RGBA", (18, 24), (10, 30, 200, 0)),  # fully transparent: the colour is kept
+    "grey-alpha": lambda: _pil("LA", (16, 16), (90, 255)),
+    "palette": _palette,
+    "cmyk-jpeg": lambda: _pil("CMYK", (20, 20), (0, 0, 0, 0), "JPEG"),
+    "jpeg": lambda: _pil("RGB", (32, 32), (120, 60, 30), "JPEG"),
+    "grey16": lambda: _grey16(128 * 257),  # 32896 / 65535 is exactly 128 / 255
+    "rgb48": lambda: _png(4, 4, 16, 2, b"\x80\x80" * 3 * 16),  # 16 bits per channel RGB, value 0x8080
+    "one-pixel": lambda: _pil("RGB", (1, 1), (10, 200, 30)),
+    # broken ones
+    "zero-byte": lambda: b"",
+    "truncated-png": lambda: _pil("RGB", (64, 64), (1, 2, 3))[:60],
+    "truncated-jpeg": lambda: _noisy_jpeg()[:400],
+    "text": lambda: b"this is a text file with an image's name\n",
+    "html": lambda: b"<!doctype html><html><body>404 not found</body></html>\n",
+    "bomb": lambda: _png(30000, 30000, 8, 0, b""),  # 9e8 pixels claimed: PIL refuses it (decompression bomb)
+}
+
+
+def _noisy_jpeg() -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def files(folder: Path, table: dict[str, str]) -> Path:
+    """Write `name -> kind` (a key of KINDS, or literal text after 'text:') under `folder`; return it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, kind in table.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(kind[5:].encode() if kind.startswith("text:") else KINDS[kind]())
+    return folder
+
+
+GOOD = {f"ok-{i}.png": "grey" for i in range(3)}  # three valid images beside a broken one
+
+
+def idx(shape: tuple[int, ...], body: bytes | None = None) -> bytes:
+    """An unsigned-byte IDX file (the MNIST format): magic 0 0 8 ndim, big-endian sizes, data."""
+    data = bytes(int(np.prod(shape))) if body is None else body
+    return bytes([0, 0, 8, len(shape)]) + b"".join(struct.pack(">I", n) for n in shape) + data
+
+
+def fmnist_root(tmp: Path, images: bytes, labels: bytes, gz: bool = False) -> Path:
+    root = tmp / "fmnist"
+    root.mkdir()
+    suffix = ".gz" if gz else ""
+    (root / f"train-images-idx3-ubyte{suffix}").write_bytes(images)
+    (root / f"train-labels-idx1-ubyte{suffix}").write_bytes(labels)
+    return root
+
+
+# ----------------------------------------------------------------------------- runs, built once
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> dict[str, Path]:
+    """Tiny finished runs (2 steps on fake data): vae, a wider vae (other shapes), gan, cgan, autoencoder."""
+    from genzoo.api import train
+
+    root = tmp_path_factory.mktemp("built-runs")
+    sources = {
+        "vae": tiny_config("vae"),
+        "vae-wide": tiny_config("vae", model={"width": 8}),
+        "gan": tiny_config("gan"),
+        "cgan": tiny_config("gan", model={"conditional": "cgan"}),
+        "autoencoder": tiny_config("autoencoder"),
+    }
+    for name, config in sources.items():
+        train(config, root / name, progress=False)
+    return {name: root / name for name in sources}
+
+
+class Runs:
+    """Copies of the built runs, made inside a case's folder."""
+
+    def __init__(self, built: dict[str, Path], tmp: Path) -> None:
+        self.built, self.tmp = built, tmp
+
+    def __call__(self, name: str, as_name: str | None = None) -> Path:
+        target = self.tmp / (as_name or name)
+        shutil.copytree(self.built[name], target)
+        return target
+
+
+def _damage(run: Path, pattern: str, data: bytes | Callable[[bytes], bytes]) -> Path:
+    """Overwrite every file of `run` matching `pattern` (the checkpoint and its kept previous one)."""
+    for path in run.glob(pattern):
+        path.write_bytes(data(path.read_bytes()) if callable(data) else data)
+    return run
+
+
+def _swap_weights(run: Path, donor: Path) -> Path:
+    """Weights of another run copied over this run's (current and previous)."""
+    for path in run.glob("model*.safetensors"):
+        shutil.copy(donor / "model.safetensors", path)
+    return run
+
+
+def _edit_config(run: Path, edit: Callable[[dict], None]) -> Path:
+    config = json.loads((run / "config.json").read_text())
+    edit(config)
+    (run / "config.json").write_text(json.dumps(config))
+    return run
+
+
+# ----------------------------------------------------------------------------- the corpus
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    phrase: str  # words the one-line message must contain
+    argv: Callable[[Path, Runs], list]  # builds its files under the case folder, returns the arguments
+    process: bool = False  # run as a real `python -m genzoo` process
+    xfail: str | None = None  # "OWNER: ..." where the fix belongs to another part of genzoo
+
+
+def _folder_case(table: dict[str, str], *extra: str) -> Callable[[Path, Runs], list]:
+    return lambda t, r: ["train", *FOLDER, f"data.root={files(t / 'images', table)}", *extra, "--out", t / "new"]
+
+
+CASES = [
+    # --- config: overrides on the command line
+    Case("config/unknown-top-level-key", "'epochs'", lambda t, r: ["train", *VAE, "epochs=10", "--out", t / "new"]),
+    Case("config/unknown-model-key", "model.depth", lambda t, r: ["train", *VAE, "model.depth=3", "--out", t / "new"]),
+    Case("config/unknown-data-key", "data.folder", lambda t, r: ["train", *VAE, "data.folder=x", "--out", t / "new"]),
+    Case("config/unknown-train-key", "train.learning_rate", lambda t, r: ["train", *VAE, "train.learning_rate=0.1"]),
+    Case("config/wrong-type-int", "train.batch_size", lambda t, r: ["train", *VAE, "train.batch_size=many"]),
+    Case("config/wrong-type-bool", "data.download", lambda t, r: ["train", *VAE, "data.download=perhaps"]),
+    Case("config/wrong-type-list", "data.image_size", lambda t, r: ["train", *VAE, "data.image_size=[16, 16]"]),
+    Case("config/batch-size-zero", "train.batch_size", lambda t, r: ["train", *VAE, "train.batch_size=0"]),
+    Case("config/lr-negative", "train.lr", lambda t, r: ["train", *VAE, "train.lr=-1"]),
+    Case("config/lr-zero", "train.lr", lambda t, r: ["train", *VAE, "train.lr=0"]),
+    Case("config/steps-zero", "train.steps", lambda t, r: ["train", *VAE, "train.steps=0"]),
+    Case("config/image-size-zero", "data.image_size", lambda t, r: ["train", *VAE, "data.image_size=0"]),
+    Case("config/image-size-one", "data.image_size",
+         lambda t, r: ["train", *VAE, "data.image_size=1", "--out", t / "new"]),
+    Case("config/latent-dim-zero", "model.latent_dim", lambda t, r: ["train", *VAE, "model.latent_dim=0"]),
+    Case("config/max-images-negative", "data.max_images", lambda t, r: ["train", *VAE, "data.max_images=-5"]),
+    Case("config/ema-decay-one", "train.ema_decay", lambda t, r: ["train", *VAE, "train.ema_decay=1"]),
+    Case("config/betas-bad-item", "train.betas", lambda t, r: ["train", *VAE, "train.betas=[0.5, high]"]),
+    Case("config/channels-two", "data.channels", lambda t, r: ["train", *VAE, "data.channels=2"]),
+    Case("config/override-without-equals", "key=value", lambda t, r: ["train", *VAE, "train.steps:3"]),
+    Case("config/override-empty-key", "key=value", lambda t, r: ["train", *VAE, "=3"]),
+    Case("config/override-into-a-value", "not a section",
+         lambda t, r: ["train", *VAE, "train.lr=0.1", "train.lr.max=1"]),
+    # --- config: YAML files
+    Case("yaml/not-a-mapping", "not a mapping", lambda t, r: ["train", CORPUS / "not_a_mapping.yaml"]),
+    Case("yaml/empty-file", "'family'", lambda t, r: ["train", CORPUS / "empty.yaml"]),
+    Case("yaml/syntax-error", "not valid YAML", lambda t, r: ["train", CORPUS / "bad_syntax.yaml"]),
+    Case("yaml/binary-file", "not valid YAML",
+         lambda t, r: ["train", _write(t / "weights.yaml", bytes(range(256)) * 4)]),
+    Case("yaml/missing-file", "does not exist", lambda t, r: ["train", t / "nowhere.yaml"]),
+    Case("yaml/family-not-a-name", "'family'", lambda t, r: ["train", CORPUS / "family_not_a_name.yaml"]),
+    Case("yaml/section-not-a-mapping", "'train'", lambda t, r: ["train", CORPUS / "section_not_a_mapping.yaml"]),
+    Case("yaml/unknown-model-key", "model.dropout", lambda t, r: ["train", CORPUS / "unknown_model_key.yaml"]),
+    Case("yaml/wrong-type", "train.steps", lambda t, r: ["train", CORPUS / "wrong_type.yaml"]),
+    # --- data: image folders
+    Case("images/zero-byte", "empty.png", _folder_case({**GOOD, "empty.png": "zero-byte"})),
+    Case("images/truncated-png", "cut.png", _folder_case({**GOOD, "cut.png": "truncated-png"})),
+    Case("images/truncated-jpeg", "cut.jpg", _folder_case({**GOOD, "cut.jpg": "truncated-jpeg"})),
+    Case("images/text-named-png", "notes.png", _folder_case({**GOOD, "notes.png": "text"})),
+    Case("images/html-named-jpg-in-class", "404.jpg",
+         _folder_case({"cats/a.png": "grey", "cats/b.png": "grey", "dogs/404.jpg": "html"})),
+    Case("images/decompression-bomb", "huge.png", _folder_case({**GOOD, "huge.png": "bomb"})),
+    Case("images/non-utf8-name", r"\udcff", _folder_case({**GOOD, f"{NON_UTF8}.png": "truncated-png"}),
+         process=True),
+    Case("images/empty-folder", "holds no images", _folder_case({})),
+    Case("images/only-non-image-files", "holds no images",
+         _folder_case({"readme.txt": "text", "labels.csv": "text:a,b\n", "sub/data.json": "text:{}"})),
+    Case("images/missing-folder", "does not exist",
+         lambda t, r: ["train", *FOLDER, f"data.root={t / 'missing'}", "--out", t / "new"]),
+    Case("images/root-is-a-file", "not a folder",
+         lambda t, r: ["train", *FOLDER, f"data.root={files(t, {'one.png': 'grey'}) / 'one.png'}", "--out", t / "new"]),
+    Case("images/no-root", "data.root", lambda t, r: ["train", *FOLDER, "--out", t / "new"]),
+    Case("images/fewer-than-a-batch", "fewer than one batch", _folder_case({"a.png": "grey"})),
+    # --- data: Fashion-MNIST files
+    Case("fmnist/junk-files", "not an unsigned-byte IDX",
+         lambda t, r: ["train", *FMNIST, f"data.root={fmnist_root(t, b'junk' * 9, b'junk')}"]),
+    Case("fmnist/truncated-idx", "truncated",
+         lambda t, r: ["train", *FMNIST,
+                       f"data.root={fmnist_root(t, idx((60000, 28, 28), bytes(1000)), idx((60000,)))}"]),
+    Case("fmnist/not-gzip", "damaged",
+         lambda t, r: ["train", *FMNIST, f"data.root={fmnist_root(t, b'junk', b'junk', gz=True)}"]),
+    Case("fmnist/counts-differ", "do not match",
+         lambda t, r: ["train", *FMNIST, f"data.root={fmnist_root(t, idx((10, 28, 28)), idx((5,)))}"]),
+    Case("fmnist/root-is-a-file", "not a folder",
+         lambda t, r: ["train", *FMNIST, f"data.root={_write(t / 'fmnist.zip', b'PK')}"]),
+    # --- data: any dataset
+    Case("data/unknown-dataset", "unknown dataset", lambda t, r: ["train", *VAE, "data.name=cifar-11"]),
+    Case("data/fewer-images-than-a-batch", "fewer than one batch", lambda t, r: ["train", *VAE, "data.max_images=4"]),
+    Case("data/conditional-model-without-labels", "label",
+         lambda t, r: ["train", *GAN, "model.conditional=cgan", "data.name=image-folder", "train.batch_size=2",
+                       f"data.root={files(t / 'images', GOOD)}", "--out", t / "new"]),
+    # --- run folders: train --out, resume
+    Case("train/out-is-a-file", "not a writable folder",
+         lambda t, r: ["train", *VAE, "--out", _write(t / "run", b"x")]),
+    Case("train/out-holds-a-run", "already holds a run", lambda t, r: ["train", *VAE, "--out", r("vae")]),
+    Case("train/resume-as-other-family", "cannot resume as 'gan'",
+         lambda t, r: ["train", *GAN, "--out", r("vae"), "--resume"]),
+    Case("resume/not-a-run", "not a genzoo run folder",
+         lambda t, r: ["resume", files(t / "photos", {"a.png": "grey"})]),
+    Case("resume/missing-folder", "not a genzoo run folder", lambda t, r: ["resume", t / "missing"]),
+    Case("resume/config-damaged", "damaged",
+         lambda t, r: ["resume", _damage(r("vae"), "config.json", lambda b: b[: len(b) // 2])]),
+    Case("resume/config-not-a-mapping", "mapping",
+         lambda t, r: ["resume", _damage(r("vae"), "config.json", b"[1, 2, 3]")]),
+    Case("resume/config-unknown-key", "train.epochs",
+         lambda t, r: ["resume", _edit_config(r("vae"), lambda c: c["train"].update(epochs=3))]),
+    Case("resume/weights-of-other-shape", "model.safetensors",
+         lambda t, r: ["resume", _swap_weights(r("vae"), r("vae-wide")), "--steps", "3"]),
+    Case("resume/state-damaged", "checkpoint",
+         lambda t, r: ["resume", _damage(r("vae"), "training_state*.pt", b"\x80\x04junk")]),
+    Case("resume/config-of-other-shape", "does not fit",
+         lambda t, r: ["resume", _edit_config(r("vae"), lambda c: c["model"].update(width=8)), "--steps", "3"]),
+    Case("resume/steps-zero", "train.steps", lambda t, r: ["resume", r("vae"), "--steps", "0"]),
+    # --- sample
+    Case("sample/not-a-run", "not a genzoo run folder",
+         lambda t, r: ["sample", files(t / "photos", {"a.png": "grey"})]),
+    Case("sample/n-zero", "-n", lambda t, r: ["sample", r("vae"), "-n", "0"], process=True),
+    Case("sample/weights-of-other-shape", "do not fit",
+         lambda t, r: ["sample", _swap_weights(r("vae"), r("vae-wide"))]),
+    Case("sample/weights-of-other-family", "'gan'", lambda t, r: ["sample", _swap_weights(r("vae"), r("gan"))]),
+    Case("sample/weights-truncated", "damaged",
+         lambda t, r: ["sample", _damage(r("vae"), "model*.safetensors", lambda b: b[: len(b) // 2])]),
+    Case("sample/weights-missing", "model.safetensors",
+         lambda t, r: ["sample", _remove(r("vae"), "model*.safetensors")]),
+    Case("sample/config-damaged", "damaged", lambda t, r: ["sample", _damage(r("vae"), "config.json", b"\xff\xfe{")]),
+    Case("sample/output-is-a-folder", "cannot write", lambda t, r: ["sample", r("vae"), "-o", _mkdir(t / "grid.png")]),
+    Case("sample/output-in-missing-folder", "does not exist",
+         lambda t, r: ["sample", r("vae"), "-o", t / "no" / "g.png"]),
+    Case("sample/label-out-of-range", "class indices",
+         lambda t, r: ["sample", r("cgan"), "--labels", "7", "-o", t / "g.png"]),
+    Case("sample/run-of-unknown-family", "unknown family",
+         lambda t, r: ["sample", _edit_config(r("vae"), lambda c: c.update(family="stylegan9"))]),
+    Case("sample/truncation-on-a-vae", "truncation", lambda t, r: ["sample", r("vae"), "--truncation", "0.5"]),
+    # --- eval
+    Case("eval/unknown-metric", "unknown metric", lambda t, r: ["eval", r("vae"), "--metrics", "fid,sharpness"]),
+    Case("eval/unknown-extractor", "unknown feature network", lambda t, r: ["eval", r("vae"), "--extractor", "clip"]),
+    Case("eval/fmnist-weights-junk", "does not hold weights",
+         lambda t, r: ["eval", r("vae"), "--inception-weights", _write(t / "w.safetensors", b"junk"), "-n", "8"]),
+    Case("eval/inception-weights-junk", "not a PyTorch weights file",
+         lambda t, r: ["eval", r("vae"), *INCEPTION, _write(t / "w.pth", b"junk\n")]),
+    Case("eval/inception-weights-missing", "missing",
+         lambda t, r: ["eval", r("vae"), *INCEPTION, t / "w.pth"]),
+    Case("eval/inception-weights-run-code", "not a PyTorch weights file",  # and the command never ran: no file made
+         lambda t, r: ["eval", r("vae"), *INCEPTION, _write(t / "w.pth", pickle.dumps(_RunsCode(t / "ran")))]),
+    Case("eval/unknown-split", "--split", lambda t, r: ["eval", r("vae"), "--split", "validation", "-n", "8"]),
+    Case("eval/json-in-missing-folder", "does not exist",
+         lambda t, r: ["eval", r("vae"), "--metrics", "fid", "--json", t / "no" / "scores.json"]),
+    Case("eval/json-is-a-folder", "is a folder", lambda t, r: ["eval", r("vae"), "--metrics", "fid", "--json", t]),
+    Case("eval/real-without-fake", "go together", lambda t, r: ["eval", "--real", files(t / "real", GOOD)]),
+    Case("eval/nothing-to-evaluate", "give a run folder", lambda t, r: ["eval"]),
+    Case("eval/run-and-folders", "not both", lambda t, r: ["eval", r("vae"), "--real", t, "--fake", t]),
+    Case("eval/empty-fake-folder", "holds no images",
+         lambda t, r: ["eval", "--real", files(t / "real", GOOD), "--fake", _mkdir(t / "fake")]),
+    Case("eval/recon-on-folders", "needs a model",
+         lambda t, r: ["eval", "--real", files(t / "real", GOOD), "--fake", files(t / "fake", GOOD),
+                       "--metrics", "recon"]),
+    Case("eval/more-samples-than-fakes", "lower --num-samples",
+         lambda t, r: ["eval", "--real", files(t / "real", GOOD), "--fake", files(t / "fake", GOOD),
+                       "--metrics", "fid", "-n", "50"]),
+    # --- report, demo
+    Case("report/missing-folder", "not a genzoo run folder", lambda t, r: ["report", t / "missing"]),
+    Case("report/config-damaged", "damaged",
+         lambda t, r: ["report", _damage(r("vae"), "config.json", b"{\"family\": ")]),
+    Case("demo/out-is-a-file", "not an earlier demo",
+         lambda t, r: ["demo", "--out", _write(t / "demo", b"x"), "--steps", "1"]),
+    Case("demo/bad-override-keeps-earlier-demo", "train.lr",
+         lambda t, r: ["demo", "--out", r("gan", "demo"), "train.lr=-1", "--no-progress"]),
+    Case("demo/bad-data-keeps-earlier-demo", "does not exist",
+         lambda t, r: ["demo", "--out", r("gan", "demo"), "data.name=image-folder", f"data.root={t / 'missing'}",
+                       "--no-progress"]),
+    # --- latent
+    Case("latent/not-a-run", "not a genzoo run folder", lambda t, r: ["latent", "interpolate", t / "missing"]),
+    Case("latent/no-latent-space", "no latent space", lambda t, r: ["latent", "interpolate", r("autoencoder")]),
+    Case("latent/rows-zero", "--rows", lambda t, r: ["latent", "interpolate", r("vae"), "--rows", "0"]),
+    Case("latent/traverse-one-step", "--steps", lambda t, r: ["latent", "traverse", r("vae"), "--steps", "1"]),
+    Case("latent/unknown-class", "Unicorn",
+         lambda t, r: ["latent", "arithmetic", r("vae"), "--a", "Unicorn", "--b", "0", "--c", "1", "--num", "16"]),
+    Case("latent/output-in-missing-folder", "does not exist",
+         lambda t, r: ["latent", "traverse", r("vae"), "-o", t / "no" / "walk.png"]),
+    # --- the command line itself
+    Case("cli/unknown-command", "trian", lambda t, r: ["trian", "vae"]),
+    Case("cli/unknown-option", "--epochs", lambda t, r: ["train", *VAE, "--epochs", "3"]),
+    Case("cli/list-extra-argument", "unexpected extra argument", lambda t, r: ["list", "families"]),
+    Case("cli/not-a-number", "--steps", lambda t, r: ["train", *VAE, "--steps", "many"]),
+]
+
+
+class _RunsCode:
+    """Unpickled by plain `pickle`, this would run `touch PATH`; a safe loader refuses it."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # noqa: ANN204
+        return os.system, (f"touch {self.marker}",)
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True)
+    return path
+
+
+def _remove(run: Path, *patterns: str) -> Path:
+    for pattern in patterns:
+        for path in run.glob(pattern):
+            path.unlink()
+    return run
+
+
+# ----------------------------------------------------------------------------- running a case
+
+def genzoo(capsys, *args: str | Path) -> tuple[int, str, str]:  # noqa: ANN001
+    """`genzoo ARGS` in this process: (exit code, stdout, stderr), with the warnings a real process would print
+    on stderr added to it."""
+    argv, sys.argv = sys.argv, ["genzoo", *map(str, args)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for hidden in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+            warnings.simplefilter("ignore", hidden)  # Python hides these by default
+        try:
+            main()
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        finally:
+            sys.argv = argv
+    captured = capsys.readouterr()
+    shown = "".join(warnings.formatwarning(w.message, w.category, w.filename, w.lineno) for w in caught)
+    return code, captured.out, captured.err + shown
+
+
+def genzoo_process(cwd: Path, *args: str | Path) -> tuple[int, str, str]:
+    """`python -m genzoo ARGS` as a real process; stderr decoded as the terminal would show it."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "genzoo", *map(os.fsencode, args)], capture_output=True, cwd=cwd,
+                          env=env, timeout=120)
+    return done.returncode, done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace")
+
+
+def snapshot(folder: Path) -> dict[bytes, object]:
+    """Every file and folder under `folder`: content hash and modification time (folders: just present)."""
+    state = {}
+    for path in sorted(folder.rglob("*")):
+        key = os.fsencode(path.relative_to(folder))
+        is_file = path.is_file()
+        state[key] = (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns) if is_file else "dir"
+    return state
+
+
+def _param(case: Case):  # noqa: ANN202
+    marks = [pytest.mark.xfail(reason=case.xfail, strict=True)] if case.xfail else []
+    return pytest.param(case, id=case.id, marks=marks)
+
+
+@pytest.mark.parametrize("case", [_param(c) for c in CASES])
+def test_bad_input_ends_in_one_sentence_exit_2_nothing_damaged(case: Case, built, tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "case"
+    folder.mkdir()
+    monkeypatch.chdir(folder)  # default outputs (runs/, samples.png) would land here and be caught
+    argv = case.argv(folder, Runs(built, folder))
+    before = snapshot(folder)
+    code, out, err = genzoo_process(folder, *argv) if case.process else genzoo(capsys, *argv)
+    lines = err.strip().splitlines()
+    assert "Traceback" not in out + err, err
+    assert code == 2, (code, out, err)
+    assert len(lines) == 1 and lines[0].startswith("error:"), err
+    assert case.phrase in lines[0], lines[0]
+    assert snapshot(folder) == before, "a failed command changed files"
+
+
+def test_the_corpus_covers_every_command_and_is_big_enough():
+    groups = {c.id.split("/")[0] for c in CASES}
+    assert {"config", "yaml", "images", "fmnist", "data", "train", "resume", "sample", "eval", "report", "demo",
+            "latent", "cli"} <= groups
+    assert len(CASES) >= 30 and len({c.id for c in CASES}) == len(CASES)
+    assert sum(c.process for c in CASES) >= 2
+
+
+# ----------------------------------------------------------------------------- odd but valid: must work
+
+GOOD_FOLDER = {
+    "a-grey.png": "grey", "b-rgb.png": "rgb", "c-rgba.png": "rgba", "d-grey-alpha.png": "grey-alpha",
+    "e-palette.png": "palette", "f-cmyk.jpg": "cmyk-jpeg", "g-grey16.png": "grey16", "h-rgb48.png": "rgb48",
+    "i-one-pixel.png": "one-pixel", f"j-{NON_UTF8}.jpg": "jpeg",
+}
+
+
+def test_odd_but_valid_images_load_with_the_right_pixels(tmp_path):
+    from genzoo.config import DataConfig
+    from genzoo.data import build_dataset
+
+    root = files(tmp_path / "mixed", GOOD_FOLDER)
+    data = build_dataset(DataConfig(name="image-folder", root=str(root), image_size=8))
+    assert tuple(data.images.shape) == (len(GOOD_FOLDER), 3, 8, 8)  # mixed modes: all converted to RGB
+    by_name = dict(zip(sorted(GOOD_FOLDER), data.images))  # the loader sorts paths; these names sort the same
+    assert (by_name["g-grey16.png"] == 128).all()  # 16-bit 32896 scaled to 8 bits, not clipped to 255
+    assert (by_name["h-rgb48.png"] == 128).all()
+    assert by_name["i-one-pixel.png"].flatten(1).T.unique(dim=0).tolist() == [[10, 200, 30]]  # 1 x 1 upscaled
+    assert by_name["c-rgba.png"][:, 0, 0].tolist() == [10, 30, 200]  # alpha dropped, colour kept
+    assert by_name["e-palette.png"][:, 0, 0].tolist() == [200, 100, 50]
+    alone = files(tmp_path / "g16", {"x.png": "grey16"})
+    grey16_alone = build_dataset(DataConfig(name="image-folder", root=str(alone)))
+    assert grey16_alone.images.shape[1] == 1 and (grey16_alone.images == 128).all()  # 16-bit grey stays grey
+
+
+def test_odd_but_valid_folder_trains_end_to_end(tmp_path, capsys):
+    root = files(tmp_path / "mixed", GOOD_FOLDER)
+    code, out, err = genzoo(capsys, "train", *FOLDER, f"data.root={root}", "--out", tmp_path / "run")
+    assert code == 0, err
+    assert (tmp_path / "run" / "model.safetensors").is_file()
+
+
+def test_a_non_utf8_run_folder_trains(tmp_path, capsys):
+    code, out, err = genzoo(capsys, "train", *VAE, "--out", tmp_path / NON_UTF8)
+    assert code == 0, err
+
+
+def test_help_still_exits_0_and_no_arguments_show_the_help(capsys):
+    for args in (["--help"], ["sample", "--help"], ["latent", "traverse", "--help"]):
+        code, out, err = genzoo(capsys, *args)
+        assert code == 0 and "Usage" in out and not err, args
+    code, out, _ = genzoo(capsys, "latent")
+    assert "interpolate" in out and "Traceback" not in out  # the group's help, as typer prints it
