@@ -7,7 +7,8 @@ train split (Adam, lr 1e-3, betas (0.9, 0.999), no EMA), then measured on the te
   optimisation: its `encode_steps` Adam steps from `encode_restarts` random codes each);
 - FID-FMNIST, precision and recall (k = 3) of `--samples` samples against the 10,000 test images.
   The autoencoder has no prior: its "samples" decode random codes drawn from a diagonal Gaussian
-  fitted to the codes of its training images (the best one can do without a VAE's KL term). GLO
+  fitted to the codes of its training images (the best one can do without a VAE's KL term), and,
+  in a column of their own, codes drawn from N(0, I) as a VAE draws them. GLO
   samples from the full-covariance Gaussian fitted to its learned codes; VAEs from N(0, I); the
   conditional VAE cycles through the 10 classes;
 - training time per step (wall clock, this machine).
@@ -47,11 +48,14 @@ MODELS = {  # name -> (family, model settings)
 
 
 class RandomCodes:
-    """An autoencoder's decoder fed random codes from a diagonal Gaussian fitted to its training codes."""
+    """An autoencoder's decoder fed random codes: from a diagonal Gaussian fitted to its training codes,
+    or (codes=None) from N(0, I), as a VAE would draw them."""
 
-    def __init__(self, model, codes: torch.Tensor) -> None:  # noqa: ANN001
-        self.model, self.mean, self.std = model, codes.mean(0), codes.std(0)
-        self.uses_ema = False
+    def __init__(self, model, codes: torch.Tensor | None) -> None:  # noqa: ANN001
+        self.model, self.uses_ema = model, False
+        dim = model.encoder(torch.zeros(1, model.info.channels, model.info.image_size, model.info.image_size)).shape[1]
+        self.mean = codes.mean(0) if codes is not None else torch.zeros(dim)
+        self.std = codes.std(0) if codes is not None else torch.ones(dim)
 
     @property
     def device(self) -> torch.device:
@@ -97,17 +101,20 @@ def main() -> None:
         trainer.fit()
         train_seconds = time.perf_counter() - start - setup
         model = genzoo.load(run)
-        sampler = model
+        sampler, prior_scores = model, {}
         if not hasattr(model, "generate"):
             train_images = trainer.data.batch(torch.arange(min(len(trainer.data), 10_000)))["image"]
             sampler = RandomCodes(model, torch.cat([model.encode(chunk) for chunk in train_images.split(1000)]))
+            naive = evaluate(RandomCodes(model, None), ["fid", "pr"], data=DataConfig(name="fashion-mnist", split="test"),
+                             num_samples=args.samples, num_real=10_000)
+            prior_scores = {f"{s.name} (N(0, I) codes)": s.value for s in naive}
         start = time.perf_counter()
         recon = evaluate(run, ["recon"], split="test", num_real=args.recon, num_samples=args.recon)
         recon_seconds = time.perf_counter() - start
         quality = evaluate(sampler, ["fid", "pr"], data=DataConfig(name="fashion-mnist", split="test"),
                            num_samples=args.samples, num_real=10_000)
         row = {"model": name, "family": family, "settings": settings, "seconds_per_step": train_seconds / args.steps,
-               "recon_seconds": recon_seconds, **{s.name: s.value for s in recon + quality},
+               "recon_seconds": recon_seconds, **{s.name: s.value for s in recon + quality}, **prior_scores,
                "sampler": "diagonal Gaussian fitted to training codes" if sampler is not model else "the model's own"}
         rows.append(row)
         print(f"{name}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)), flush=True)
@@ -130,11 +137,12 @@ def main() -> None:
 
 
 def _print_table(rows: list[dict]) -> None:
-    header = "| model | recon MSE | PSNR (dB) | FID-FMNIST | precision | recall | ms / step |"
-    print("\n" + header + "\n|" + "---|" * 7)
+    header = "| model | recon MSE | PSNR (dB) | FID-FMNIST | precision | recall | FID, N(0, I) codes | ms / step |"
+    print("\n" + header + "\n|" + "---|" * 8)
     for r in rows:
+        naive = r.get("fid-fmnist (N(0, I) codes)")
         print(f"| {r['model']} | {r['mse']:.4f} | {r['psnr']:.1f} | {r['fid-fmnist']:.1f} | {r['precision-fmnist']:.3f} | "
-              f"{r['recall-fmnist']:.3f} | {1000 * r['seconds_per_step']:.0f} |")
+              f"{r['recall-fmnist']:.3f} | {'–' if naive is None else f'{naive:.1f}'} | {1000 * r['seconds_per_step']:.0f} |")
 
 
 def _picture(inputs: torch.Tensor, pictures: list[tuple[str, torch.Tensor]], path: Path) -> None:
