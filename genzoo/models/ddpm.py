@@ -263,6 +263,8 @@ class DDPM(GenerativeModel):
         """(x_t, t) -> eps for these labels, with classifier-free guidance when guidance != 1."""
         if labels is None or guidance == 1.0:
             return lambda x_t, t: self.predict_eps(x_t, t, labels)
+        if guidance == 0.0:  # eps(x, null) + 0 * (...): the unconditional prediction alone, one pass
+            return lambda x_t, t: self.predict_eps(x_t, t, torch.full_like(labels, self.num_classes))
         return guided(self.predict_eps, labels, torch.full_like(labels, self.num_classes), guidance)
 
     def check_labels(self, n: int, labels: Tensor | None) -> Tensor | None:
