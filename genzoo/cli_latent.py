@@ -266,10 +266,8 @@ def swap_command(
 
     Example: genzoo latent swap runs/swap -n 8
     """
-    import torch
-
     from genzoo.api import load
-    from genzoo.models.base import CanTranslate, capabilities
+    from genzoo.models.base import CanTranslate, capabilities, swap_rows
 
     output = output_path(output)
     model = load(run, ema=ema)
@@ -277,7 +275,5 @@ def swap_command(
         raise GenzooError(f"a {type(model).__name__} model does not translate between domains (it can: "
                           f"{', '.join(capabilities(model))}); use a run of the swap family.")
     batch = _real_batch(run, n, seed)
-    a, b = batch["a"], batch["b"]  # (n, C, H, W) each
-    rows = torch.stack([a, model.translate(a, to="b"), b, model.translate(b, to="a")], dim=1)  # (n, 4, C, H, W)
-    save_grid(rows.flatten(0, 1), output, 4)
-    out.print(f"wrote {len(a)} swaps (a, a -> b, b, b -> a){_ema_note(model)} to [bold]{output}[/]", highlight=False)
+    save_grid(swap_rows(model, batch["a"], batch["b"]), output, 4)  # rows a, a -> b, b, b -> a
+    out.print(f"wrote {len(batch['a'])} swaps (a, a -> b, b, b -> a){_ema_note(model)} to [bold]{output}[/]", highlight=False)

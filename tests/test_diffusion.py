@@ -4,14 +4,13 @@ samplers against analytic denoisers, classifier-free guidance, the U-Net, and ba
 from __future__ import annotations
 
 import math
-import sys
 
 import pytest
 import torch
 from conftest import tiny_config
 from PIL import Image
 
-from genzoo.cli import main
+from test_cli import genzoo
 from genzoo.config import build_config
 from genzoo.errors import ConfigError, GenzooError
 from genzoo.models.ddpm import (
@@ -310,19 +309,6 @@ def test_unet_matches_the_ddpm_cifar10_size_and_takes_odd_sizes():
 
 
 # ----------------------------------------------------------------------------- command line
-
-
-def genzoo(capsys, *args) -> tuple[int, str, str]:
-    argv, sys.argv = sys.argv, ["genzoo", *map(str, args)]
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    finally:
-        sys.argv = argv
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_cli_samples_with_ddim_and_refuses_bad_options(tmp_path, capsys):

@@ -126,6 +126,12 @@ def capabilities(model: nn.Module) -> list[str]:
 
 
 @torch.no_grad()
+def swap_rows(model: CanTranslate, a: Tensor, b: Tensor) -> Tensor:
+    """Rows of (a, a -> b, b, b -> a) for k images of each domain, (k, C, H, W) each: (4k, C, H, W)."""
+    return torch.stack([a, model.translate(a, to="b"), b, model.translate(b, to="a")], dim=1).flatten(0, 1)
+
+
+@torch.no_grad()
 def preview_images(model: nn.Module, batch: dict[str, Tensor], n: int, seed: int = 0) -> Tensor:
     """Images that show what a model does, for sample grids: new samples if it generates, swaps
     (a, a -> b, b, b -> a) if it translates two domains, else inputs beside their reconstructions.
@@ -138,9 +144,7 @@ def preview_images(model: nn.Module, batch: dict[str, Tensor], n: int, seed: int
             return model.generate(n, generator=generator)  # conditional models cycle through the classes
         if isinstance(model, CanTranslate) and "a" in batch:
             k = max(1, n // 4)
-            a, b = batch["a"][:k], batch["b"][:k]  # (k, C, H, W) each
-            rows = torch.stack([a, model.translate(a, to="b"), b, model.translate(b, to="a")], dim=1)  # (k, 4, C, H, W)
-            return rows.flatten(0, 1)  # a, a -> b, b, b -> a, ...
+            return swap_rows(model, batch["a"][:k], batch["b"][:k])
         if isinstance(model, CanReconstruct):
             x = batch["image"][: max(1, n // 2)]  # (b, C, H, W)
             pairs = torch.stack([x, model.reconstruct(x)], dim=1)  # (b, 2, C, H, W)

@@ -20,7 +20,7 @@ def write_pictures(run: RunFolder, n: int = 8, seed: int = 0) -> list[tuple[str,
     from genzoo.config import build_config
     from genzoo.data import build_dataset
     from genzoo.latent import interpolation_grid, latent_space, traversal
-    from genzoo.models.base import CanGenerate, CanReconstruct, CanTranslate
+    from genzoo.models.base import CanGenerate, CanReconstruct, CanTranslate, swap_rows
 
     model = load(run.path)
     folder = run.path / "pictures"
@@ -39,9 +39,7 @@ def write_pictures(run: RunFolder, n: int = 8, seed: int = 0) -> list[tuple[str,
         data = build_dataset(build_config(run.read_config()).data)
         batch = data.batch(torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n])
         if isinstance(model, CanTranslate) and "a" in batch:
-            a, b = batch["a"], batch["b"]  # (n, C, H, W)
-            swaps = torch.stack([a, model.translate(a, to="b"), b, model.translate(b, to="a")], dim=1)  # (n, 4, C, H, W)
-            save("swaps", "swaps: a, a → b, b, b → a", swaps.flatten(0, 1), 4)
+            save("swaps", "swaps: a, a → b, b, b → a", swap_rows(model, batch["a"], batch["b"]), 4)
         elif isinstance(model, CanReconstruct):
             labels = {"labels": batch["label"]} if getattr(model, "conditional", False) else {}
             pairs = torch.stack([batch["image"], model.reconstruct(batch["image"], **labels)], dim=1)  # (n, 2, C, H, W)
