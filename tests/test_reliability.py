@@ -369,6 +369,13 @@ def test_wgan_gp_trains_in_bf16_on_the_cpu_without_a_non_finite_loss(tmp_path):
     long_bf16_run("wgan-gp", "gan", "cpu", 1000, tmp_path)
 
 
+@pytest.mark.slow
+def test_ddpm_trains_in_bf16_on_the_cpu_without_a_non_finite_loss(tmp_path):
+    trainer = long_bf16_run("ddpm", "ddpm", "cpu", 1000, tmp_path)
+    samples = trainer.ema.model.generate(4, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(samples).all()
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("preset, family", [("wgan-gp", "gan"), ("ddpm", "ddpm")])
 def test_presets_train_in_bf16_on_cuda_without_a_non_finite_loss(preset, family, tmp_path):
