@@ -224,8 +224,6 @@ def reconstruct_command(
 
     genzoo latent reconstruct runs/glo -o glo-recon.png
     """
-    import inspect as inspect_
-
     import torch
 
     from genzoo.api import load
@@ -239,7 +237,7 @@ def reconstruct_command(
     batch = _real_batch(run, n, seed)
     x = batch["image"] if "image" in batch else batch["a"]  # (n, C, H, W)
     options = {}
-    parameters = inspect_.signature(model.reconstruct).parameters
+    parameters = inspect.signature(model.reconstruct).parameters
     if "labels" in parameters and getattr(model, "conditional", False):
         options["labels"] = batch["label"]
     if "progress" in parameters:  # encoders by optimisation (GLO) show their progress

@@ -31,7 +31,7 @@ import pytest
 from PIL import Image
 
 from conftest import tiny_config
-from genzoo.cli import main
+from test_cli import genzoo as run_in_process
 
 CORPUS = Path(__file__).parent / "bad_inputs"
 FAKE = ["data.name=fake", "data.image_size=16", "data.max_images=64", "train.steps=2", "train.batch_size=8",
@@ -418,23 +418,15 @@ def _remove(run: Path, *patterns: str) -> Path:
 # ----------------------------------------------------------------------------- running a case
 
 def genzoo(capsys, *args: str | Path) -> tuple[int, str, str]:  # noqa: ANN001
-    """`genzoo ARGS` in this process: (exit code, stdout, stderr), with the warnings a real process would print
-    on stderr added to it."""
-    argv, sys.argv = sys.argv, ["genzoo", *map(str, args)]
+    """`genzoo ARGS` in this process (tests/test_cli.py's helper): (exit code, stdout, stderr), with the
+    warnings a real process would print on stderr added to it."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for hidden in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
             warnings.simplefilter("ignore", hidden)  # Python hides these by default
-        try:
-            main()
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 1
-        finally:
-            sys.argv = argv
-    captured = capsys.readouterr()
+        code, out, err = run_in_process(capsys, *args)
     shown = "".join(warnings.formatwarning(w.message, w.category, w.filename, w.lineno) for w in caught)
-    return code, captured.out, captured.err + shown
+    return code, out, err + shown
 
 
 def genzoo_process(cwd: Path, *args: str | Path) -> tuple[int, str, str]:
