@@ -24,7 +24,7 @@ import torch
 import genzoo
 from genzoo.config import build_config, load_config
 from genzoo.metrics.evaluate import evaluate
-from genzoo.train.trainer import Trainer
+from genzoo.api import make_trainer
 
 PRESETS = ("dcgan", "dcgan-minimax", "lsgan", "wgan", "wgan-gp", "hinge", "sngan", "cgan", "acgan")
 
@@ -51,7 +51,7 @@ def main() -> None:
 
             shutil.rmtree(run)
         start = time.perf_counter()
-        Trainer(build_config(raw), run, progress=False).fit()
+        make_trainer(build_config(raw), run, progress=False).fit()
         seconds = time.perf_counter() - start
         metrics = ["fid", "pr", "dc", "variety"] + (["label-accuracy"] if raw["model"].get("conditional", "none") != "none" else [])
         scores = evaluate(run, metrics, split="test", num_samples=args.samples, num_real=10_000)

@@ -34,7 +34,7 @@ import genzoo
 from genzoo.config import DataConfig, build_config
 from genzoo.data import build_dataset
 from genzoo.metrics.evaluate import evaluate
-from genzoo.train.trainer import Trainer
+from genzoo.api import make_trainer
 
 MODELS = {  # name -> (family, model settings)
     "autoencoder (mse)": ("autoencoder", {"loss": "mse"}),
@@ -96,7 +96,7 @@ def main() -> None:
         run = args.out / name.replace(" ", "_").replace("(", "").replace(")", "").replace("+", "plus")
         shutil.rmtree(run, ignore_errors=True)
         start = time.perf_counter()
-        trainer = Trainer(config, run, progress=False)
+        trainer = make_trainer(config, run, progress=False)
         setup = time.perf_counter() - start
         trainer.fit()
         train_seconds = time.perf_counter() - start - setup

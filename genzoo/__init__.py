@@ -5,13 +5,29 @@
     model = genzoo.load("runs/dcgan")
     images = model.generate(16)          # (16, C, H, W) in [-1, 1]
     scores = genzoo.evaluate("runs/dcgan", metrics=["fid", "pr"])
+
+The names below are imported on first use, so `import genzoo` (and the `genzoo` command's start)
+does not import torch until something needs it.
 """
 
-from genzoo import data, metrics, models  # noqa: F401  (fill the registries)
-from genzoo.api import list_datasets, list_families, list_presets, load, train
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from genzoo.errors import GenzooError
-from genzoo.metrics import evaluate, evaluate_folders
 
 __version__ = "0.1.0"
-__all__ = ["GenzooError", "__version__", "evaluate", "evaluate_folders", "list_datasets", "list_families",
-           "list_presets", "load", "train"]
+
+_LAZY = {
+    "train": "genzoo.api", "load": "genzoo.loading", "list_datasets": "genzoo.api", "list_families": "genzoo.api",
+    "list_presets": "genzoo.config", "list_procedures": "genzoo.api", "run_procedure": "genzoo.api",
+    "evaluate": "genzoo.metrics", "evaluate_folders": "genzoo.metrics",
+}
+__all__ = ["GenzooError", "__version__", *sorted(_LAZY)]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'genzoo' has no attribute {name!r}")

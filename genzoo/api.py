@@ -1,4 +1,4 @@
-"""The Python API: train a run, load a trained model, list what genzoo has."""
+"""The Python API: train a run, load a trained model, run a procedure, list what genzoo has."""
 
 from __future__ import annotations
 
@@ -6,14 +6,23 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from genzoo.callbacks import standard_callbacks
 from genzoo.config import RunConfig, build_config, list_presets, load_config, parse_override, set_dotted
-from genzoo.errors import CheckpointError
-from genzoo.models.base import DataInfo, GenerativeModel
-from genzoo.registry import DATASETS, MODELS
+from genzoo.loading import load
+from genzoo.registry import DATASETS, MODELS, PROCEDURES
 from genzoo.train.checkpoint import RunFolder
 from genzoo.train.trainer import Trainer
+
+
+def _items(overrides: dict[str, Any] | list[str] | None) -> list[str]:
+    if isinstance(overrides, dict):
+        return [f"{key}={json.dumps(value)}" for key, value in overrides.items()]
+    return list(overrides or [])
+
+
+def make_trainer(config: RunConfig, out: str | Path, resume: bool = False, progress: bool = True) -> Trainer:
+    """A `Trainer` with the standard callbacks: sample previews, periodic evaluation, the report."""
+    return Trainer(config, out, resume=resume, progress=progress, callbacks=standard_callbacks(config))
 
 
 def train(
@@ -31,10 +40,7 @@ def train(
     `overrides`: dotted keys to values, as a dict ({"train.batch_size": 128}) or as the CLI's
     "key=value" strings.
     """
-    if isinstance(overrides, dict):
-        items = [f"{key}={json.dumps(value)}" for key, value in overrides.items()]
-    else:
-        items = list(overrides or [])
+    items = _items(overrides)
     items += [f"data.name={data}"] * (data is not None) + [f"train.steps={steps}"] * (steps is not None)
     if isinstance(source, RunConfig):
         raw = source.model_dump(mode="json")
@@ -43,31 +49,15 @@ def train(
         config, name = build_config(raw), source.family
     else:
         config, name = load_config(str(source), items), Path(source).stem
-    return Trainer(config, out or Path("runs") / name, resume=resume, progress=progress).fit()
+    return make_trainer(config, out or Path("runs") / name, resume=resume, progress=progress).fit()
 
 
-def load(run: str | Path | RunFolder, ema: bool | None = None, device: str | torch.device = "cpu") -> GenerativeModel:
-    """Rebuild a trained model from its run folder (config.json + model.safetensors), in eval mode.
+def run_procedure(name: str, out: str | Path | None = None, *, overrides: dict[str, Any] | list[str] | None = None,
+                  progress: bool = True) -> RunFolder:
+    """Run a registered procedure (`genzoo list`) with `key=value` settings into `out` (default runs/<name>)."""
+    from genzoo.procedures import run
 
-    ema: None uses the EMA weights when the run has them; True requires them; False ignores them.
-    """
-    folder = run if isinstance(run, RunFolder) else RunFolder(run)  # genzoo.load(genzoo.train(...)) works
-    config = build_config(folder.read_config())
-    tensors, metadata = folder.load_weights()
-    if metadata.get("family") != config.family:
-        raise CheckpointError(f"{folder.weights} holds a {metadata.get('family')!r} model but config.json says {config.family!r}; the run folder is mixed up.")
-    model = MODELS.get(config.family)(config.model, DataInfo(**metadata["data_info"]))
-    try:
-        model.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("ema.")})
-    except RuntimeError:
-        raise CheckpointError(f"the weights in {folder.weights} do not fit the model config.json describes; the run folder is mixed up.") from None
-    averaged = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
-    if ema and not averaged:
-        raise CheckpointError(f"{str(folder.path)!r} has no EMA weights; drop --ema or train with train.ema_decay=0.999.")
-    if averaged and ema is not False:
-        model.load_state_dict(averaged, strict=False)
-    model.uses_ema = bool(averaged) and ema is not False
-    return model.to(device).eval()
+    return run(name, _items(overrides), out or Path("runs") / name, progress=progress)
 
 
 def list_families() -> list[str]:
@@ -78,4 +68,9 @@ def list_datasets() -> list[str]:
     return DATASETS.names()
 
 
-__all__ = ["list_datasets", "list_families", "list_presets", "load", "train"]
+def list_procedures() -> list[str]:
+    return PROCEDURES.names()
+
+
+__all__ = ["list_datasets", "list_families", "list_presets", "list_procedures", "load", "make_trainer", "run_procedure",
+           "train"]

@@ -30,16 +30,17 @@ Overrides = Annotated[Optional[list[str]], typer.Argument(help="Dotted overrides
 
 @app.command("list")
 def list_command() -> None:
-    """List the families, presets, datasets, metrics and feature networks genzoo has."""
+    """List the families, procedures, presets, datasets, metrics and feature networks genzoo has."""
     from genzoo.config import PRESET_DIR, list_presets
-    from genzoo.models import DataInfo, capabilities
-    from genzoo.registry import DATASETS, FEATURES, METRICS, MODELS
+    from genzoo.models import capabilities
+    from genzoo.registry import DATASETS, FEATURES, METRICS, MODELS, PROCEDURES
 
-    families = Table("family", "phases (per step)", "capabilities", "about", title="families")
-    for name, family in MODELS.items():
-        model = family(family.Config(), DataInfo(channels=1, image_size=28, num_classes=10, num_images=1))
-        phases = ", ".join(p.name + (f" x{p.repeats}" if p.repeats > 1 else "") for p in model.phases)
-        families.add_row(name, phases, ", ".join(capabilities(model)), _first_line(family.__module__))
+    families = Table("family", "makes", "phases (per step)", "capabilities", "about", title="families (genzoo train FAMILY)")
+    for name, family in MODELS.items():  # read from the classes: nothing is built
+        families.add_row(name, family.modality, family.phase_summary, ", ".join(capabilities(family)), _first_line(family.__module__))
+    procedures = Table("procedure", "about", title="procedures (genzoo run PROCEDURE key=value ...)")
+    for name, procedure in PROCEDURES.items():
+        procedures.add_row(name, _first_line(procedure.__module__))
     presets = Table("preset", "about", title="presets (genzoo train PRESET)")
     for name in list_presets():
         presets.add_row(name, _first_comment(PRESET_DIR / f"{name}.yaml"))
@@ -52,7 +53,7 @@ def list_command() -> None:
     features = Table("feature network", "about", title="feature networks (genzoo eval --extractor ...)")
     for name, loader in FEATURES.items():
         features.add_row(name, (loader.__doc__ or "").strip().splitlines()[0])
-    for table in (families, presets, datasets, metrics, features):
+    for table in (families, procedures, presets, datasets, metrics, features):
         out.print(table)
 
 
@@ -113,7 +114,7 @@ def sample(
     import inspect
     import torch
 
-    from genzoo.api import load
+    from genzoo.loading import load
     from genzoo.models.base import CanGenerate, capabilities
     from genzoo.report.grids import output_path, save_grid
 
@@ -194,7 +195,7 @@ def eval_command(
               f"resize: {first.get('resize')}; reference: {json.dumps(first.get('reference'))}; "
               f"EMA: {first.get('ema')}; seed {first.get('seed')}", soft_wrap=True, highlight=False)
     if json_out is not None:
-        from genzoo.train.checkpoint import atomic_write_text
+        from genzoo.io import atomic_write_text
 
         atomic_write_text(json_out, json.dumps([s.as_dict() for s in scores], indent=2) + "\n")
         out.print(f"wrote {json_out}")
@@ -209,6 +210,30 @@ def report(run: Annotated[Path, typer.Argument(help="A run folder written by `ge
     folder = RunFolder(run)
     folder.read_config()
     out.print(f"wrote [bold]{write_report(folder)}[/]")
+
+
+@app.command("run")
+def run_command(
+    procedure: Annotated[str, typer.Argument(help="A procedure (`genzoo list`), e.g. invert.")],
+    settings: Annotated[Optional[list[str]], typer.Argument(help="Its settings as key=value, e.g. run=runs/dcgan steps=300.", show_default=False)] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder \\[default: runs/PROCEDURE].")] = None,
+    progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
+) -> None:
+    """Run a procedure: optimise an input against fixed, trained networks; no weights are trained.
+
+    Examples: genzoo run invert run=runs/dcgan num_images=8;  genzoo run invert run=runs/vae images=photos/ loss=mae
+    """
+    import json
+
+    from genzoo.api import run_procedure
+
+    folder = run_procedure(procedure, out_dir, overrides=list(settings or []), progress=progress)
+    result = folder.path / "result.json"
+    if result.is_file():
+        for key, value in json.loads(result.read_text(encoding="utf-8")).items():
+            out.print(f"{key + ':':<12} {value:.4g}" if isinstance(value, float) else f"{key + ':':<12} {value}", highlight=False)
+    out.print(f"run folder:  [bold]{folder.path}[/]")
+    out.print(f"report:      {folder.report}")
 
 
 @app.command()

@@ -45,7 +45,7 @@ def _command(name: str | None = None):  # noqa: ANN202
 
 def _load(run: Path, ema: bool | None):  # noqa: ANN202
     """The run's model, checked to have a latent space before any work is done."""
-    from genzoo.api import load
+    from genzoo.loading import load
     from genzoo.latent import latent_space
 
     model = load(run, ema=ema)
@@ -226,7 +226,7 @@ def reconstruct_command(
     """
     import torch
 
-    from genzoo.api import load
+    from genzoo.loading import load
     from genzoo.models.base import CanReconstruct, capabilities
 
     output = output_path(output)
@@ -264,7 +264,7 @@ def swap_command(
 
     Example: genzoo latent swap runs/swap -n 8
     """
-    from genzoo.api import load
+    from genzoo.loading import load
     from genzoo.models.base import CanTranslate, capabilities, swap_rows
 
     output = output_path(output)

@@ -61,9 +61,12 @@ class TrainConfig(StrictModel):
     lr: PositiveFloat = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)  # Adam/AdamW only; (0.5, 0.999) as in DCGAN
     weight_decay: NonNegativeFloat = 0.0
+    group_lr: dict[str, PositiveFloat] = Field(default_factory=dict)  # per parameter group, instead of lr (TTUR)
     ema_decay: float | None = Field(None, ge=0.0, lt=1.0)  # None: no EMA of the weights
+    ema_warmup: bool = True  # decay min(ema_decay, (1 + step) / (10 + step)): short runs average well too
     mixed_precision: Literal["auto", "no", "bf16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    channels_last: bool | None = None  # None: on CUDA (faster convolutions), not on the CPU
     seed: int = 0
     deterministic: bool = False  # deterministic kernels (slower); exact resume on CPU holds either way
     log_every: PositiveInt = 50  # steps between reads of the losses (the only host syncs)
@@ -114,11 +117,11 @@ def build_config(raw: dict[str, Any]) -> RunConfig:
     try:
         model = family_class.Config.model_validate(model_raw)
     except ValidationError as error:
-        raise _explain(error, family_class.Config, prefix="model") from None
+        raise explain(error, family_class.Config, prefix="model") from None
     try:
         return RunConfig.model_validate({**raw, "model": model})
     except ValidationError as error:
-        raise _explain(error, RunConfig) from None
+        raise explain(error, RunConfig) from None
 
 
 def load_config(source: str, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
@@ -188,7 +191,7 @@ def _first_line(error: Exception) -> str:
 LIST_EXAMPLES = {"domains": "[Sneaker, Ankle boot] or [7, 9] (two classes)"}  # list-valued keys' examples
 
 
-def _explain(error: ValidationError, model: type[BaseModel], prefix: str = "") -> ConfigError:
+def explain(error: ValidationError, model: type[BaseModel], prefix: str = "") -> ConfigError:
     """Turn pydantic's first error into one sentence that names the key and what is allowed."""
     first = error.errors()[0]
     location = [str(part) for part in first["loc"] if not isinstance(part, int)]  # drop list positions

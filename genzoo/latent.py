@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
+from rich.progress import track
 from torch import Tensor, nn
 
 from genzoo.errors import GenzooError
@@ -104,16 +105,10 @@ class LatentSpace:
 # a plain autoencoder's codes have no prior to sample from, so it has no latent space to walk.
 LATENT_SPACES: tuple[LatentSpace, ...] = (
     LatentSpace(
-        "decoder with a prior",  # VAEs (N(0, I)), GLO (a Gaussian fitted to its learned codes)
+        "decoder with a prior",  # VAEs (N(0, I)), GLO (a Gaussian fitted to its learned codes), GANs (their z)
         applies=lambda model: hasattr(model, "decode_latent") and hasattr(model, "sample_latent"),
         sample=lambda model, n, generator: model.sample_latent(n, generator),
         decode=lambda model, z, labels: model.decode_latent(z, labels),
-    ),
-    LatentSpace(
-        "generator prior",  # GANs: z ~ N(0, I) of the model's own sampler
-        applies=lambda model: hasattr(model, "sample_latent"),
-        sample=lambda model, n, generator: model.sample_latent(n, generator),
-        decode=lambda model, z, labels: model.generate(len(z), labels=labels, z=z),
     ),
 )
 
@@ -405,3 +400,39 @@ def arithmetic(model: Any, a: str | int, b: str | int, c: str | int, num: int = 
 __all__ = ["LATENT_SPACES", "ClassMeans", "LatentSpace", "arithmetic", "class_mean_latents", "decode",
            "interpolation_grid", "latent_codes", "latent_space", "lerp", "resolve_class", "slerp", "traversal"]
 
+
+# ----------------------------------------------------------------------------- encoding by optimisation
+
+
+def optimise_codes(decode: Callable[[Tensor], Tensor], targets: Tensor, start: Tensor,
+                   loss: Callable[[Tensor, Tensor], Tensor], steps: int, lr: float,
+                   project: Callable[[Tensor], Tensor] | None = None, progress: bool = False,
+                   description: str = "encoding by optimisation") -> tuple[Tensor, Tensor, Tensor]:
+    """argmin_z loss(decode(z), x) for each target image, by Adam from R starting codes per image with
+    the decoder frozen (GLO's inference, Bojanowski et al. 2018; GAN inversion, e.g. Creswell & Bharath
+    2018). The problem is not convex: the best of the R final codes wins.
+
+    targets (B, C, H, W); start (R, B, D) codes; loss(images, targets) -> (N,) per image; `project`
+    maps codes back onto the prior's support after every step (e.g. GLO's unit sphere).
+    Returns the codes (B, D), their final losses (B,) and the mean loss of every step (steps,).
+    """
+    restarts, count = start.shape[:2]
+    repeated = targets.repeat(restarts, *[1] * (targets.dim() - 1))  # (R * B, ...): restart r of image i at r * B + i
+    z = nn.Parameter(start.reshape(restarts * count, -1).clone())  # (R * B, D)
+    optimizer = torch.optim.Adam([z], lr=lr)
+    history = torch.zeros(steps, device=targets.device)  # read once at the end: no host sync per step
+    with torch.enable_grad():
+        for step in track(range(steps), description=description, disable=not progress, transient=True):
+            per_image = loss(decode(z), repeated)  # (R * B,)
+            optimizer.zero_grad(set_to_none=True)
+            per_image.sum().backward()  # images are independent: the sum's gradient is each one's own
+            optimizer.step()
+            history[step] = per_image.detach().mean()
+            if project is not None:
+                with torch.no_grad():
+                    z.copy_(project(z))
+    with torch.no_grad():
+        final = loss(decode(z), repeated).view(restarts, count)  # (R, B)
+        best = final.argmin(0)  # (B,)
+        index = torch.arange(count, device=targets.device)
+        return z.detach().view(restarts, count, -1)[best, index], final[best, index], history

@@ -17,6 +17,7 @@ TINY_MODELS: dict[str, dict[str, Any]] = {
     "glo": {"latent_dim": 4, "width": 4, "encode_steps": 5},
     "swap": {"latent_dim": 4, "width": 4},
     "gan": {"latent_dim": 8, "generator_width": 4, "discriminator_width": 4},
+    "classifier": {"width": 4},
     "ddpm": {"width": 8, "channel_multipliers": [1, 2], "blocks_per_level": 1, "attention_resolutions": [8],
              "timesteps": 10, "sampling_steps": 5},
 }

@@ -25,7 +25,7 @@ from conftest import TINY_MODELS
 
 from genzoo.config import load_config
 from genzoo.train.checkpoint import RunFolder
-from genzoo.train.trainer import Trainer
+from genzoo.api import make_trainer
 
 FAMILIES = {"gan": ["train.ema_decay=0.9"], "vae": []}  # a GAN: two optimizers and EMA; a VAE: one optimizer
 TRAIN = ["data.name=fake", "data.image_size=16", "data.max_images=64", "train.batch_size=8", "train.log_every=1",
@@ -44,7 +44,7 @@ def straight_run(family: str, steps: int, out: Path) -> RunFolder:
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(1)
     try:
-        return Trainer(load_config(family, overrides(family, steps)), out, progress=False).fit()
+        return make_trainer(load_config(family, overrides(family, steps)), out, progress=False).fit()
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)

@@ -29,7 +29,7 @@ from genzoo.models.ddpm import (
 from genzoo.models.base import DataInfo
 from genzoo.nn.unet import UNet
 from genzoo.registry import MODELS
-from genzoo.train.trainer import Trainer
+from genzoo.api import make_trainer
 
 
 
@@ -258,13 +258,13 @@ def test_guidance_scale_one_is_conditional_and_zero_is_unconditional(conditional
     null = torch.full_like(labels, model.num_classes)
     network_eps = model.predict_eps  # (x_t, t, y) -> eps
     noise = torch.randn(4, 1, 16, 16, generator=torch.Generator().manual_seed(0))
-    conditional = ddim_sample(model.eps_denoiser(labels), model.schedule, noise, 5)
-    unconditional = ddim_sample(model.eps_denoiser(null), model.schedule, noise, 5)
+    conditional = ddim_sample(model.eps_denoiser(labels), model.noise_schedule, noise, 5)
+    unconditional = ddim_sample(model.eps_denoiser(null), model.noise_schedule, noise, 5)
     for scale, expected in ((1.0, conditional), (0.0, unconditional)):
-        torch.testing.assert_close(ddim_sample(guided(network_eps, labels, null, scale), model.schedule, noise, 5),
+        torch.testing.assert_close(ddim_sample(guided(network_eps, labels, null, scale), model.noise_schedule, noise, 5),
                                    expected, rtol=0, atol=1e-5)
     assert not torch.allclose(conditional, unconditional, atol=1e-3)
-    strong = ddim_sample(guided(network_eps, labels, null, 3.0), model.schedule, noise, 5)
+    strong = ddim_sample(guided(network_eps, labels, null, 3.0), model.noise_schedule, noise, 5)
     assert not torch.allclose(strong, conditional, atol=1e-3)
     c, u = torch.randn(2, 5), torch.randn(2, 5)
     torch.testing.assert_close(classifier_free_guidance(c, u, 3.0), u + 3.0 * (c - u))
@@ -312,7 +312,7 @@ def test_unet_matches_the_ddpm_cifar10_size_and_takes_odd_sizes():
 
 
 def test_cli_samples_with_ddim_and_refuses_bad_options(tmp_path, capsys):
-    runs = {name: Trainer(tiny_config(family, model=model), tmp_path / name, progress=False).fit().path
+    runs = {name: make_trainer(tiny_config(family, model=model), tmp_path / name, progress=False).fit().path
             for name, family, model in (("ddpm", "ddpm", {}), ("cfg", "ddpm", {"conditional": True}), ("gan", "gan", {}))}
     code, out, err = genzoo(capsys, "sample", runs["ddpm"], "--sampler", "ddim", "--steps", "5", "-n", "4", "-o", tmp_path / "s.png")
     assert code == 0, err

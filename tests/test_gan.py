@@ -8,11 +8,11 @@ from conftest import tiny_config
 
 from genzoo.errors import GenzooError
 from genzoo.registry import ADVERSARIAL_LOSSES
-from genzoo.train.trainer import Trainer
+from genzoo.api import make_trainer
 
 
 def _trainer(tmp_path, steps=2, **model):
-    return Trainer(tiny_config("gan", model=model, steps=steps), tmp_path / "run", progress=False)
+    return make_trainer(tiny_config("gan", model=model, steps=steps), tmp_path / "run", progress=False)
 
 
 def test_wgan_clips_the_critic_and_takes_five_critic_steps(tmp_path):

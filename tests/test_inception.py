@@ -17,7 +17,7 @@ from torch import nn
 
 from genzoo.errors import GenzooError
 from genzoo.metrics.inception import FEATURE_DIM, NUM_CLASSES, FIDInceptionV3, load_inception
-from genzoo.train.checkpoint import sha256
+from genzoo.io import sha256
 
 TOLERANCE = 1e-4
 

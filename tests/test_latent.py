@@ -17,7 +17,7 @@ from genzoo.data.fashion_mnist import CLASSES
 from genzoo.errors import GenzooError
 from genzoo.latent import (arithmetic, class_mean_latents, decode, interpolation_grid, latent_codes, lerp,
                            resolve_class, slerp, traversal)
-from genzoo.train.trainer import Trainer
+from genzoo.api import make_trainer
 
 PIXELS = 16 + 1  # a 16-px image plus the grid's 1-px padding
 
@@ -28,7 +28,7 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("latent")
     configs = {"gan": tiny_config("gan"), "cgan": tiny_config("gan", {"conditional": "cgan"}),
                "vae": tiny_config("vae"), "autoencoder": tiny_config("autoencoder")}
-    return {name: Trainer(config, root / name, progress=False).fit().path for name, config in configs.items()}
+    return {name: make_trainer(config, root / name, progress=False).fit().path for name, config in configs.items()}
 
 
 def seeded(seed: int = 0) -> torch.Generator:

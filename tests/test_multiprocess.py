@@ -29,7 +29,7 @@ from PIL import Image
 from genzoo.config import DataConfig, load_config
 from genzoo.data import BatchStream, build_dataset
 from genzoo.train.checkpoint import RunFolder
-from genzoo.train.trainer import Trainer
+from genzoo.api import make_trainer
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
@@ -60,14 +60,14 @@ def one_process(family: str, items: list[str], out: Path) -> RunFolder:
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(1)  # as the launched processes (OMP_NUM_THREADS=1)
     try:
-        return Trainer(load_config(family, items), out, progress=False).fit()
+        return make_trainer(load_config(family, items), out, progress=False).fit()
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
 
 
 def parameters(run: RunFolder) -> dict[str, torch.Tensor]:
-    from genzoo.api import load
+    from genzoo.loading import load
 
     return dict(load(run.path, ema=False).named_parameters())
 

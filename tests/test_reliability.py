@@ -23,7 +23,8 @@ import genzoo as gz
 from genzoo.errors import CheckpointError, GenzooError
 from genzoo.train import checkpoint as checkpoint_module
 from genzoo.train.checkpoint import RunFolder
-from genzoo.train.trainer import Trainer, TrainingDiverged
+from genzoo.api import make_trainer
+from genzoo.train.trainer import TrainingDiverged
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -168,7 +169,7 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_from_step_0(tmp_path, 
 
 
 def test_load_falls_back_to_the_previous_weights_with_a_note_and_fails_in_one_sentence(tmp_path, capsys):
-    run = Trainer(tiny_config("vae", steps=2), tmp_path / "vae", progress=False).fit()
+    run = make_trainer(tiny_config("vae", steps=2), tmp_path / "vae", progress=False).fit()
     step_1, metadata = run.read_weights(run.previous_weights)
     assert metadata["step"] == 1
     damage(run.weights, "flip")
@@ -202,7 +203,7 @@ def saved_tensors_are_finite(run: RunFolder) -> bool:
 
 @pytest.mark.parametrize("log_every", [1, 100])  # 100: caught by the check before a checkpoint is written
 def test_divergence_rolls_back_with_a_lower_learning_rate_and_finishes(log_every, tmp_path, capsys):
-    trainer = Trainer(tiny_config("vae", **DIVERGING, log_every=log_every), tmp_path / "run", progress=False)
+    trainer = make_trainer(tiny_config("vae", **DIVERGING, log_every=log_every), tmp_path / "run", progress=False)
     trainer.fit()
     err = capsys.readouterr().err
     assert trainer.rollbacks == 2 and err.count("rollback") == 2 and "back to the checkpoint of step 2" in err
@@ -216,7 +217,7 @@ def test_divergence_rolls_back_with_a_lower_learning_rate_and_finishes(log_every
 
 def test_divergence_stops_with_one_sentence_when_asked(tmp_path, capsys):
     with pytest.raises(TrainingDiverged) as error:
-        Trainer(tiny_config("vae", **DIVERGING, on_divergence="stop"), tmp_path / "run", progress=False).fit()
+        make_trainer(tiny_config("vae", **DIVERGING, on_divergence="stop"), tmp_path / "run", progress=False).fit()
     assert_one_sentence(str(error.value))
     assert "main/total became non-finite by step 5" in str(error.value)
     run = RunFolder(tmp_path / "run")
@@ -235,7 +236,7 @@ def test_a_resume_with_another_learning_rate_uses_it(tmp_path, capsys):
 def test_divergence_stops_after_max_rollbacks(tmp_path):
     config = tiny_config("vae", **DIVERGING, max_rollbacks=1, rollback_lr_factor=0.9)
     with pytest.raises(TrainingDiverged) as error:
-        Trainer(config, tmp_path / "run", progress=False).fit()
+        make_trainer(config, tmp_path / "run", progress=False).fit()
     assert "all train.max_rollbacks=1 rollbacks used" in str(error.value)
     assert_one_sentence(str(error.value))
     assert saved_tensors_are_finite(RunFolder(tmp_path / "run"))
@@ -255,7 +256,7 @@ class RunsCode:
 
 
 def test_a_pickle_that_would_run_code_is_refused_and_never_runs(tmp_path, capsys):
-    run = Trainer(tiny_config("vae", steps=1), tmp_path / "run", progress=False).fit()
+    run = make_trainer(tiny_config("vae", steps=1), tmp_path / "run", progress=False).fit()
     marker = tmp_path / "code-ran"
     torch.save({"step": 1, "payload": RunsCode(marker)}, run.state)
     tensors, metadata = run.read_weights(run.weights)  # the attacker also fixes the checksum: it is no signature
@@ -263,7 +264,7 @@ def test_a_pickle_that_would_run_code_is_refused_and_never_runs(tmp_path, capsys
     save_file(tensors, str(run.weights), metadata={k: json.dumps(v) for k, v in metadata.items()})
 
     with pytest.raises(CheckpointError) as error:
-        Trainer(tiny_config("vae", steps=2), run.path, resume=True, progress=False)
+        make_trainer(tiny_config("vae", steps=2), run.path, resume=True, progress=False)
     assert "training_state.pt cannot be loaded safely" in str(error.value)
     assert_one_sentence(str(error.value))
     code, _, err = genzoo(capsys, "resume", run.path, "--no-progress")
@@ -346,7 +347,7 @@ def test_errors_of_a_failing_checkpoint_write_are_one_sentence_for_the_library_t
 # ----------------------------------------------------------------------------- mixed precision
 
 
-def long_bf16_run(preset: str, family: str, device: str, steps: int, folder: Path) -> Trainer:
+def long_bf16_run(preset: str, family: str, device: str, steps: int, folder: Path):
     from conftest import TINY_MODELS
 
     from genzoo.config import load_config
@@ -355,7 +356,7 @@ def long_bf16_run(preset: str, family: str, device: str, steps: int, folder: Pat
         "data.name=fake", "data.image_size=16", "data.max_images=256", "train.batch_size=16", f"train.steps={steps}",
         "train.log_every=10", "train.sample_every=100000", "train.checkpoint_every=500", "train.mixed_precision=bf16",
         f"train.device={device}", "train.on_divergence=stop"]  # any non-finite loss fails the test
-    trainer = Trainer(load_config(preset, items), folder / preset, progress=False)
+    trainer = make_trainer(load_config(preset, items), folder / preset, progress=False)
     trainer.fit()
     assert trainer.amp_dtype == torch.bfloat16 and trainer.device.type == device
     records = [json.loads(line) for line in trainer.run.log.read_text().splitlines()]

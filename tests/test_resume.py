@@ -9,16 +9,16 @@ import torch
 from conftest import tiny_config
 from safetensors.torch import load_file
 
-from genzoo.train.trainer import Trainer
+from genzoo.api import make_trainer
 
 
 @pytest.mark.parametrize("family, ema", [("gan", 0.9), ("vae", None), ("autoencoder", 0.5)])
 def test_stop_and_resume_equals_straight_run(family, ema, tmp_path):
     extra = {"ema_decay": ema, "checkpoint_every": 100}
-    straight = Trainer(tiny_config(family, steps=6, **extra), tmp_path / "straight", progress=False).fit()
-    Trainer(tiny_config(family, steps=2, **extra), tmp_path / "resumed", progress=False).fit()
-    Trainer(tiny_config(family, steps=4, **extra), tmp_path / "resumed", resume=True, progress=False).fit()
-    resumed = Trainer(tiny_config(family, steps=6, **extra), tmp_path / "resumed", resume=True, progress=False).fit()
+    straight = make_trainer(tiny_config(family, steps=6, **extra), tmp_path / "straight", progress=False).fit()
+    make_trainer(tiny_config(family, steps=2, **extra), tmp_path / "resumed", progress=False).fit()
+    make_trainer(tiny_config(family, steps=4, **extra), tmp_path / "resumed", resume=True, progress=False).fit()
+    resumed = make_trainer(tiny_config(family, steps=6, **extra), tmp_path / "resumed", resume=True, progress=False).fit()
 
     expected, got = load_file(str(straight.weights)), load_file(str(resumed.weights))
     assert expected.keys() == got.keys() and any(k.startswith("ema.") for k in got) == (ema is not None)
@@ -32,8 +32,8 @@ def test_stop_and_resume_equals_straight_run(family, ema, tmp_path):
 
 
 def test_resume_drops_log_lines_written_after_the_checkpoint(tmp_path):
-    run = Trainer(tiny_config("vae", steps=2), tmp_path / "run", progress=False).fit()
+    run = make_trainer(tiny_config("vae", steps=2), tmp_path / "run", progress=False).fit()
     with open(run.log, "a") as handle:  # what a run that crashed after its checkpoint would have logged
         handle.write(json.dumps({"step": 3, "main/total": 1.0}) + "\n")
-    Trainer(tiny_config("vae", steps=4), tmp_path / "run", resume=True, progress=False).fit()
+    make_trainer(tiny_config("vae", steps=4), tmp_path / "run", resume=True, progress=False).fit()
     assert [json.loads(line)["step"] for line in run.log.read_text().splitlines()] == [1, 2, 3, 4]

@@ -1,6 +1,10 @@
-"""In-memory image data and the deterministic batch stream the trainer draws from.
+"""The dataset protocol, in-memory image data, and the deterministic batch stream the trainer draws from.
 
-Every dataset is decoded once into a uint8 tensor (N, C, H, W) and, optionally, int64 labels (N,);
+A dataset is anything with `keys` (the batch keys it gives), `info` (a `DataInfo`), `source` and
+`notes` (for messages), a length, a `device`, `to(device)` and `batch(indices) -> dict[str, Tensor]`
+(`Dataset`). The trainer and `BatchStream` use nothing else, so images, image pairs, source/target
+data and text are all just datasets. Image datasets:
+every dataset is decoded once into a uint8 tensor (N, C, H, W) and, optionally, int64 labels (N,);
 batches are dicts `{"image": float in [-1, 1], "label": int64, "index": int64}`, converted here, at
 the boundary. `index` is the image's stable position in the dataset (GLO learns one code per index).
 With `data.domains=[A, B]` two classes of a labelled dataset become two unpaired domains, batches
@@ -12,14 +16,15 @@ Fashion-MNIST is 55 MB as uint8.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import torch
 import torchvision.transforms.v2.functional as TF
 from torch import Tensor
 
 from genzoo.config import DataConfig
+from genzoo.data.info import DataInfo
 from genzoo.errors import DataError
-from genzoo.models.base import DataInfo
 
 
 # where each batch key comes from, for the message when a family needs a key its dataset lacks
@@ -29,6 +34,29 @@ KEY_SOURCES = {
     "a": "two domains: data.domains=[A, B] names two classes or class sub-folders",
     "b": "two domains: data.domains=[A, B] names two classes or class sub-folders",
 }
+
+
+@runtime_checkable
+class Dataset(Protocol):
+    """What the trainer, the batch stream and the metrics may use of a dataset."""
+
+    source: str  # where the data came from, for messages and reports
+    notes: list[str]  # things the user should know (fallbacks), printed before training
+
+    @property
+    def keys(self) -> tuple[str, ...]: ...  # the keys of every batch
+
+    @property
+    def info(self) -> DataInfo: ...
+
+    @property
+    def device(self) -> torch.device: ...
+
+    def __len__(self) -> int: ...
+
+    def to(self, device: torch.device | str) -> Dataset: ...
+
+    def batch(self, indices: Tensor) -> dict[str, Tensor]: ...  # indices (B,) int64 on `device`
 
 
 @dataclass
@@ -51,7 +79,11 @@ class ImageData:
     @property
     def info(self) -> DataInfo:
         return DataInfo(channels=self.images.shape[1], image_size=self.images.shape[-1], num_classes=self.num_classes,
-                        num_images=len(self))
+                        num_images=len(self), class_names=tuple(self.class_names) if self.class_names else None)
+
+    @property
+    def device(self) -> torch.device:
+        return self.images.device
 
     def __len__(self) -> int:
         return len(self.images)
@@ -82,6 +114,11 @@ class DomainData(ImageData):
     @property
     def keys(self) -> tuple[str, ...]:
         return ("a", "b")
+
+    @property
+    def info(self) -> DataInfo:
+        return DataInfo(channels=self.images.shape[1], image_size=self.images.shape[-1], num_images=len(self),
+                        domains=self.names, paired=False)
 
     def __len__(self) -> int:
         return max(len(self.images), len(self.images_b))
@@ -155,7 +192,7 @@ class BatchStream:
     generator seeded with (seed, e); `position` counts batches drawn, so a resumed run continues
     exactly where it stopped. With several processes, each takes its slice of the global batch."""
 
-    def __init__(self, data: ImageData, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(self, data: Dataset, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
         if batch_size % world_size:
             raise DataError(f"train.batch_size={batch_size} does not split over {world_size} processes; make it a multiple.")
         if len(data) < batch_size:
@@ -173,7 +210,7 @@ class BatchStream:
         epoch, index = divmod(self.position, self.batches_per_epoch)
         if epoch != self._epoch:
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._order = torch.randperm(len(self.data), generator=generator).to(self.data.images.device)
+            self._order = torch.randperm(len(self.data), generator=generator).to(self.data.device)
             self._epoch = epoch
         start = index * self.batch_size
         share = self.batch_size // self.world_size

@@ -46,7 +46,7 @@ def evaluate(model_or_run: Any, metrics: Iterable[str] = DEFAULT_METRICS, *, dat
     The real reference is the run's training data (its split unless `split` says otherwise), at
     most `num_real` images (default: max(num_samples, 10,000), capped at the split's size).
     """
-    from genzoo.api import load
+    from genzoo.loading import load
 
     metrics = list(metrics)
     for name in metrics:

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from genzoo.errors import GenzooError
 from genzoo.registry import FEATURES
-from genzoo.train.checkpoint import sha256
+from genzoo.io import sha256
 
 
 @dataclass

@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from torchvision.models.inception import BasicConv2d, InceptionA, InceptionB, InceptionC, InceptionD, InceptionE
 
 from genzoo.errors import GenzooError
-from genzoo.train.checkpoint import sha256
+from genzoo.io import sha256
 
 INCEPTION_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
 FEATURE_DIM = 2048  # pool3 features

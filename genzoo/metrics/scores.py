@@ -120,25 +120,29 @@ def label_accuracy(ctx: EvalContext) -> list[Score]:
     return [_score(ctx, "label-accuracy", correct / ctx.num_fake, labels="every class in turn")]
 
 
+@METRICS.register("nll")
 @METRICS.register("elbo")
-def elbo(ctx: EvalContext) -> list[Score]:
-    """Negative ELBO (nats per image, lower is better) of the real images, for families with a likelihood bound."""
-    if not callable(getattr(ctx.model, "nll", None)):
-        raise GenzooError("the elbo metric needs a model with a likelihood bound (vae); drop it from --metrics.")
+def negative_log_likelihood(ctx: EvalContext) -> list[Score]:
+    """Negative log-likelihood of the real data (exact, or the negative ELBO bound), nats per item and bits per dimension."""
+    model = ctx.model
+    if not callable(getattr(model, "nll", None)):
+        raise GenzooError("the nll/elbo metric needs a model with a likelihood (vae, or an autoregressive model); "
+                          "drop it from --metrics.")
+    likelihood = model.likelihood
+    generator = torch.Generator(device=model.device).manual_seed(ctx.seed)  # posterior samples, reproducible
     total, count = 0.0, 0
-    generator_state = torch.get_rng_state()
-    torch.manual_seed(ctx.seed)  # the one posterior sample per image is reproducible
     for batch in ctx.real_dict_batches():
-        total += ctx.model.nll(batch).double().sum().item()
-        count += len(batch["image"])
-        dims = batch["image"][0].numel()
-    torch.set_rng_state(generator_state)
-    protocol = {"metric": "nll", "n_real": count, "reference": ctx.reference, "estimate": "one posterior sample per image",
-                "units": "nats per image, images in [-1, 1] as continuous values"}
-    scores = [Score("nll", total / count, None, protocol)]
-    offset = getattr(ctx.model, "bits_per_dim_offset", None)
-    if offset is not None:  # bits per 8-bit pixel value: (NLL / D + log 128) / log 2 (256 bins of width 2/256)
-        bits = (total / count / dims + offset) / math.log(2)
-        scores.append(Score("bits/dim", bits, None, {**protocol, "metric": "bits/dim",
-                                                      "units": "bits per dimension of the 8-bit data, dequantised"}))
+        values = model.nll(batch, generator=generator)  # (B,) nats per item
+        total += values.double().sum().item()
+        count += len(values)
+    name = "nll" if likelihood.exact else "elbo"
+    protocol = {"metric": name, "n_real": count, "reference": ctx.reference,
+                "estimate": "exact" if likelihood.exact else "negative ELBO (an upper bound on the NLL), one posterior "
+                "sample per item", "units": f"nats per {likelihood.item}", "seed": ctx.seed}
+    scores = [Score(name, total / count, None, protocol)]
+    if likelihood.offset is not None:  # (NLL / D + offset) / log 2: bits per dimension (per 8-bit value, per character)
+        bits = (total / count / likelihood.dims + likelihood.offset) / math.log(2)
+        unit = f"bits/{likelihood.dim_name}"
+        scores.append(Score(unit, bits, None, {**protocol, "metric": unit, "units": f"bits per {likelihood.dim_name}"
+                                                + (", dequantised 8-bit data" if likelihood.offset else "")}))
     return scores

@@ -236,8 +236,8 @@ class DDPM(GenerativeModel):
         self.denoiser = UNet(info.channels, info.image_size, config.width, config.channel_multipliers,
                              config.blocks_per_level, config.attention_resolutions, config.dropout,
                              config.attention_heads, self.num_classes)
-        self.schedule = Schedule.named(config.schedule, config.timesteps)
-        self.register_buffer("alpha_bar", self.schedule.alpha_bar.float(), persistent=False)  # (T,)
+        self.noise_schedule = Schedule.named(config.schedule, config.timesteps)
+        self.register_buffer("alpha_bar", self.noise_schedule.alpha_bar.float(), persistent=False)  # (T,)
 
     def forward(self, phase: str, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         x0 = batch["image"]  # (B, C, H, W) in [-1, 1]
@@ -307,4 +307,4 @@ class DDPM(GenerativeModel):
         if on_cuda:
             noise = noise.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=on_cuda):  # bf16 on GPUs, fp32 on CPU
-            return SAMPLERS[sampler](denoiser, self.schedule, noise, steps, generator=generator, progress=progress, **options)
+            return SAMPLERS[sampler](denoiser, self.noise_schedule, noise, steps, generator=generator, progress=progress, **options)

@@ -117,6 +117,7 @@ def _apply_spectral_norm(module: nn.Module) -> None:
 class GAN(GenerativeModel):
     Config = GANConfig
     ema_modules = ("generator",)
+    phase_summary = "discriminator xk, generator"
 
     def __init__(self, config: GANConfig, info: DataInfo) -> None:
         super().__init__(config, info)
@@ -222,6 +223,11 @@ class GAN(GenerativeModel):
                 raise GenzooError("this GAN is unconditional and takes no labels; drop them, or train with model.conditional=cgan.")
             return None
         return class_labels(labels, n, self.num_classes, self.device)
+
+    def decode_latent(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """G(z[, y]) for codes z (n, D): (n, C, H, W) in [-1, 1]; differentiable (GAN inversion uses it)."""
+        labels = self.check_labels(len(z), labels)
+        return self.generator(self._generator_input(len(z), labels, z=z))
 
     @torch.no_grad()
     def generate(self, n: int, labels: Tensor | None = None, generator: torch.Generator | None = None,

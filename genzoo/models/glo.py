@@ -21,10 +21,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from pydantic import NonNegativeFloat, PositiveFloat, PositiveInt
-from rich.progress import track
 from torch import Tensor, nn
 
 from genzoo.errors import ConfigError, GenzooError
+from genzoo.latent import optimise_codes
 from genzoo.losses import ImageLoss
 from genzoo.models.autoencoder import ImageDistance, ReconstructionConfig
 from genzoo.models.base import DataInfo, GenerativeModel
@@ -95,8 +95,8 @@ class GLO(GenerativeModel):
         eps = torch.randn(n, len(mean), device=self.device, generator=generator).double()  # (n, D)
         return to_sphere(mean + eps @ factor.T).float()  # (n, D)
 
-    @torch.no_grad()
     def decode_latent(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Images (B, C, H, W) for codes z (B, D); differentiable (encoding by optimisation uses it)."""
         if labels is not None:
             raise GenzooError("a GLO model is unconditional and takes no labels; drop them.")
         return self.generator(z)  # (B, C, H, W)
@@ -107,35 +107,27 @@ class GLO(GenerativeModel):
 
     # -- encoding a new image: optimise its code with the generator frozen
 
+    def project_latent(self, z: Tensor) -> Tensor:
+        """Codes back onto the unit sphere the generator was trained on (Sec. 3.2)."""
+        return to_sphere(z)
+
     def encode(self, x: Tensor, steps: int | None = None, lr: float | None = None, progress: bool = False,
                seed: int = 0) -> Tensor:
         """argmin_z loss(g(z), x) over unit codes z, by Adam from `encode_restarts` random unit codes per
-        image (the problem is not convex; the best final code wins): (B, C, H, W) -> (B, D)."""
-        steps, lr, restarts = steps or self.config.encode_steps, lr or self.config.encode_lr, self.config.encode_restarts
-        targets = x.repeat(restarts, 1, 1, 1)  # (R * B, C, H, W): restart r of image i at r * B + i
-        start = torch.randn(len(targets), self.config.latent_dim, device=x.device,
-                            generator=torch.Generator(device=x.device).manual_seed(seed))  # (R * B, D)
-        z = nn.Parameter(to_sphere(start))
+        image (`genzoo.latent.optimise_codes`): (B, C, H, W) -> (B, D)."""
+        restarts = self.config.encode_restarts
+        start = torch.randn(restarts, len(x), self.config.latent_dim, device=x.device,
+                            generator=torch.Generator(device=x.device).manual_seed(seed))  # (R, B, D)
         frozen = [(p, p.requires_grad) for p in self.generator.parameters()]
-        optimizer = torch.optim.Adam([z], lr=lr)
         try:
             for p, _ in frozen:
                 p.requires_grad_(False)
-            with torch.enable_grad():
-                for _ in track(range(steps), description="encoding by optimisation", disable=not progress, transient=True):
-                    loss = self.loss(self.generator(z), targets)[0].sum()  # images are independent: sum of (R * B,)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    with torch.no_grad():
-                        z.copy_(to_sphere(z))
+            codes, _, _ = optimise_codes(self.generator, x, to_sphere(start), lambda images, targets: self.loss(images, targets)[0],
+                                         steps or self.config.encode_steps, lr or self.config.encode_lr, to_sphere, progress)
         finally:
             for p, required in frozen:
                 p.requires_grad_(required)
-        with torch.no_grad():
-            final = self.loss(self.generator(z), targets)[0].view(restarts, len(x))  # (R, B)
-            best = final.argmin(0)  # (B,)
-            return z.detach().view(restarts, len(x), -1)[best, torch.arange(len(x), device=x.device)]  # (B, D)
+        return codes  # (B, D)
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor, progress: bool = False) -> Tensor:

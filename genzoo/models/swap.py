@@ -14,13 +14,10 @@ tools (it helps with real faces of a few hundred images).
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from pydantic import NonNegativeFloat, PositiveInt
 from torch import Tensor, nn
 
-from genzoo.errors import GenzooError
 from genzoo.losses import ImageLoss
 from genzoo.models.autoencoder import ImageDistance, ReconstructionConfig
 from genzoo.models.base import DataInfo, GenerativeModel
@@ -53,10 +50,9 @@ class SwapAutoencoder(GenerativeModel):
         init_dcgan_weights(self)
         self.loss = ImageLoss(config.loss_weights, config.perceptual_network)
 
-    def decoder(self, domain: str) -> nn.Module:
-        if domain not in ("a", "b"):
-            raise GenzooError(f"domain {domain!r} is not one of this swap model's domains; use 'a' or 'b'.")
-        return self.decoder_a if domain == "a" else self.decoder_b
+    def decoder(self, domain: str | int) -> nn.Module:
+        """The decoder of domain a or b (also by the data's name of the domain, or 0 / 1)."""
+        return (self.decoder_a, self.decoder_b)[self.domain_index(domain)]
 
     def forward(self, phase: str, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         a, b = batch["a"], batch["b"]  # (B, C, H, W) each, in [-1, 1], unpaired
@@ -69,11 +65,11 @@ class SwapAutoencoder(GenerativeModel):
         return self.encoder(x)  # (B, D), the code both decoders read
 
     @torch.no_grad()
-    def reconstruct(self, x: Tensor, domain: Literal["a", "b"] = "a") -> Tensor:
+    def reconstruct(self, x: Tensor, domain: str | int = "a") -> Tensor:
         """x of `domain` through its own decoder: (B, C, H, W) -> (B, C, H, W)."""
         return self.decoder(domain)(self.encoder(x))
 
     @torch.no_grad()
-    def translate(self, x: Tensor, to: Literal["a", "b"] = "b") -> Tensor:
+    def translate(self, x: Tensor, to: str | int = "b") -> Tensor:
         """The swap: images of the other domain encoded, then decoded by `to`'s decoder, D_to(E(x))."""
         return self.decoder(to)(self.encoder(x))  # (B, C, H, W)

@@ -29,7 +29,7 @@ from torch import Tensor
 from genzoo.config import FamilyConfig
 from genzoo.errors import ConfigError, GenzooError
 from genzoo.losses import gaussian_kl
-from genzoo.models.base import DataInfo, GenerativeModel, class_labels
+from genzoo.models.base import DataInfo, GenerativeModel, Likelihood, class_labels
 from genzoo.nn import DownConvStack, UpConvStack, init_dcgan_weights
 from genzoo.registry import MODELS
 
@@ -78,14 +78,16 @@ class VAE(GenerativeModel):
         self.num_classes = info.num_classes if config.conditional else 0
         if config.conditional and not info.num_classes:
             raise ConfigError("a conditional VAE needs a labelled dataset (e.g. fashion-mnist); choose one or set model.conditional=false.")
+        self.requires = ("image", "label") if self.conditional else ("image",)
         self.negative_log_likelihood, self.to_image, tanh = LIKELIHOODS[config.likelihood]
+        # nll is the negative ELBO, an upper bound; bits per 8-bit value need the dequantisation offset
+        # log 128 (256 bins of width 2/256 on [-1, 1], Theis et al. 2016, Sec. 3.1), and exist only where
+        # p(x|z) is a density of the pixel values (not for the Bernoulli decoder on grey levels)
+        self.likelihood = Likelihood(exact=False, item="image", dims=info.channels * info.image_size**2,
+                                     offset=math.log(128.0) if config.likelihood == "gaussian" else None)
         self.encoder = DownConvStack(info.image_size, info.channels + self.num_classes, config.width, out_dim=2 * config.latent_dim)
         self.decoder = UpConvStack(config.latent_dim + self.num_classes, info.image_size, info.channels, config.width, tanh=tanh)
         init_dcgan_weights(self)
-
-    @property
-    def requires(self) -> tuple[str, ...]:  # type: ignore[override]
-        return ("image", "label") if self.conditional else ("image",)
 
     def _one_hot(self, labels: Tensor | None, n: int) -> Tensor:
         if not self.conditional:
@@ -117,21 +119,14 @@ class VAE(GenerativeModel):
         }
 
     @torch.no_grad()
-    def nll(self, batch: dict[str, Tensor]) -> Tensor:
+    def nll(self, batch: dict[str, Tensor], generator: torch.Generator | None = None) -> Tensor:
         """The negative ELBO per image in nats (beta = 1 whatever the training beta): an upper bound on
-        -log p(x[|y]), one posterior sample. (B,)."""
+        -log p(x[|y]), one posterior sample drawn with `generator`. (B,)."""
         x, labels = batch["image"], batch.get("label")  # (B, C, H, W)
         mu, logvar = self.posterior(x, labels)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)  # (B, D)
+        eps = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)  # (B, D)
+        z = mu + torch.exp(0.5 * logvar) * eps  # (B, D)
         return self.negative_log_likelihood(self.decode(z, labels), x) + gaussian_kl(mu, logvar)  # (B,)
-
-    @property
-    def bits_per_dim_offset(self) -> float | None:
-        """Nats per dimension to add to the continuous NLL / D before converting to bits per 8-bit
-        pixel value: the data were 256 levels on [-1, 1], bins of width 2/256, so
-        -log P(bin) ~ -log p(x) - D log(2/256) (Theis et al. 2016, Sec. 3.1). None where the
-        likelihood is not a density of the pixel values (Bernoulli on grey levels)."""
-        return math.log(128.0) if self.config.likelihood == "gaussian" else None
 
     @torch.no_grad()
     def encode(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
@@ -148,9 +143,9 @@ class VAE(GenerativeModel):
     def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         return torch.randn(n, self.config.latent_dim, device=self.device, generator=generator)  # z ~ N(0, I): (n, D)
 
-    @torch.no_grad()
     def decode_latent(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        """Images in [-1, 1] for codes z (B, D) (and labels, for a conditional VAE: every class in turn if None)."""
+        """Images in [-1, 1] for codes z (B, D) (and labels, for a conditional VAE: every class in turn if None);
+        differentiable (encoding by optimisation uses it)."""
         if labels is not None and not self.conditional:
             raise GenzooError("this VAE is unconditional and decodes codes without labels; drop the labels.")
         if self.conditional:

@@ -9,7 +9,7 @@ from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
 from genzoo.errors import GenzooError
-from genzoo.train.checkpoint import atomic_write
+from genzoo.io import atomic_write
 
 
 def grid_columns(n: int) -> int:

@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 
 from genzoo.report.plots import plot_losses
-from genzoo.train.checkpoint import RunFolder, atomic_write_text
+from genzoo.io import atomic_write_text
+from genzoo.train.checkpoint import RunFolder
 from genzoo.train.log import read_log
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -35,6 +36,8 @@ def _image(path: Path, width: str = "") -> str:
 
 def write_report(run: RunFolder, max_grids: int = 8, pictures: bool = True) -> Path:
     config = run.read_config()
+    if "procedure" in config:
+        return _procedure_report(run, config)
     figures = _pictures(run) if pictures and run.weights.exists() else []
     records = read_log(run.log)
     losses = plot_losses(run)
@@ -102,3 +105,28 @@ def _metrics_table(path: Path) -> str:
     if len(records) > 1:
         history = f"<p>{len(records)} evaluations in metrics.jsonl; the latest at step {records[-1].get('step')}.</p>"
     return f"{history}<table><tr><th>metric</th><th>value</th><th>protocol</th></tr>{''.join(rows)}</table>"
+
+
+def _procedure_report(run: RunFolder, config: dict) -> Path:
+    """The page of a procedure's run: its result, its pictures, how its loss went, its config."""
+    losses = plot_losses(run)
+    result_path = run.path / "result.json"
+    result = json.loads(result_path.read_text(encoding="utf-8")) if result_path.is_file() else {}
+    index_path = run.path / "pictures" / "index.json"
+    pictures = json.loads(index_path.read_text(encoding="utf-8")) if index_path.is_file() else []
+    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{v:.4g}</td></tr>" if isinstance(v, float)
+                   else f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in result.items())
+    figures = "".join(f"<figure>{_image(run.path / 'pictures' / p['file'], '480px')}<figcaption>{html.escape(p['caption'])}"
+                      "</figcaption></figure>" for p in pictures if (run.path / "pictures" / p["file"]).is_file())
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>genzoo: {html.escape(_text(run.path.name))}</title>",
+        f"<style>{STYLE}</style></head><body>",
+        f"<h1>genzoo {html.escape(str(config['procedure']))} <code>{html.escape(_text(str(run.path)))}</code></h1>",
+        "<h2>Result</h2>", f"<table>{rows}</table>" if rows else "<p>No result: the procedure did not finish.</p>",
+        "<h2>Pictures</h2>", figures or "<p>No pictures.</p>",
+        "<h2>Losses</h2>", _image(losses, "100%") if losses else "<p>Nothing logged.</p>",
+        "<h2>Config</h2>", f"<pre>{html.escape(json.dumps(config, indent=2))}</pre>",
+        "</body></html>",
+    ]
+    atomic_write_text(run.report, "\n".join(parts))
+    return run.report

@@ -16,7 +16,7 @@ from genzoo.train.checkpoint import RunFolder
 
 def write_pictures(run: RunFolder, n: int = 8, seed: int = 0) -> list[tuple[str, Path]]:
     """(caption, path) of each picture written; a model that can do none of these gets none."""
-    from genzoo.api import load
+    from genzoo.loading import load
     from genzoo.config import build_config
     from genzoo.data import build_dataset
     from genzoo.latent import interpolation_grid, latent_space, traversal

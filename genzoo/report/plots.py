@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from genzoo.train.checkpoint import RunFolder, atomic_write
+from genzoo.io import atomic_write
+from genzoo.train.checkpoint import RunFolder
 from genzoo.train.log import read_log
 
 

@@ -19,8 +19,6 @@ removes its temporary files and leaves the checkpoints as they were.
 
 from __future__ import annotations
 
-import errno
-import hashlib
 import json
 import math
 import os
@@ -34,76 +32,7 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from genzoo.errors import CheckpointError, GenzooError
-
-
-# Errors of a file system that cannot take a write: full, over quota, read-only, forbidden.
-UNWRITABLE = {getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EFBIG") if hasattr(errno, name)}
-
-
-def print_note(message: str) -> None:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[yellow]note:[/] {message}", soft_wrap=True, highlight=False)
-
-
-def temporary_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
-def _flush(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def _flush_folder(folder: Path) -> None:
-    """Make renames in `folder` durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        handle = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(handle)
-    except OSError:
-        pass
-    finally:
-        os.close(handle)
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through `write(temporary_path)`, then rename over `path`; on failure leave `path` as it was."""
-    temporary = temporary_name(path)
-    try:
-        write(temporary)
-        _flush(temporary)
-        os.replace(temporary, path)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise GenzooError(f"cannot write {path} ({error.strerror or error}); free space or choose a writable --out.") from None
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def tensors_sha256(tensors: dict[str, Tensor]) -> str:
-    """sha256 of names, dtypes, shapes and bytes, in name order: the same however the file lays them out."""
-    digest = hashlib.sha256()
-    for key in sorted(tensors):
-        tensor = tensors[key].detach().to("cpu").contiguous().reshape(-1)
-        digest.update(f"{key}:{tensor.dtype}:{tuple(tensors[key].shape)};".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
+from genzoo.io import flush, flush_folder, print_note, sha256, temporary_name, tensors_sha256
 
 
 class Checkpoint(NamedTuple):
@@ -176,10 +105,10 @@ class RunFolder:
         new_state, new_weights = temporary_name(self.state), temporary_name(self.weights)
         try:
             torch.save(state, new_state)
-            _flush(new_state)
+            flush(new_state)
             metadata = {**metadata, "tensors_sha256": tensors_sha256(plain), "state_sha256": sha256(new_state)}
             save_file(plain, str(new_weights), metadata={key: json.dumps(value) for key, value in metadata.items()})
-            _flush(new_weights)
+            flush(new_weights)
             kept = self._newest_intact()
             if kept is not None:  # one rename at a time: every moment in between leaves an intact pair
                 if kept[1] != self.previous_state:
@@ -188,7 +117,7 @@ class RunFolder:
                     os.replace(kept[0], self.previous_weights)
             os.replace(new_state, self.state)
             os.replace(new_weights, self.weights)
-            _flush_folder(self.path)
+            flush_folder(self.path)
         except OSError as error:
             new_state.unlink(missing_ok=True)
             new_weights.unlink(missing_ok=True)
@@ -303,4 +232,4 @@ class RunFolder:
             os.replace(checkpoint.state_path, self.state)
         if checkpoint.weights_path != self.weights:
             os.replace(checkpoint.weights_path, self.weights)
-        _flush_folder(self.path)
+        flush_folder(self.path)

@@ -37,6 +37,10 @@ class TrainingLog:
         if self._writer is not None:
             self._writer.add_scalar(tag, value, step)
 
+    def text(self, tag: str, text: str, step: int) -> None:
+        if self._writer is not None:
+            self._writer.add_text(tag, text, step)
+
     def image(self, tag: str, grid: Tensor, step: int) -> None:
         if self._writer is not None:
             self._writer.add_image(tag, grid, step)

@@ -1,0 +1,100 @@
+"""The standard callbacks `genzoo.api.make_trainer` hands the trainer: sample previews, periodic
+evaluation, and the report at the end. They live here, above the trainer, so that the trainer imports
+nothing of metrics or reports."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING
+
+import torch
+
+from genzoo.config import RunConfig
+from genzoo.io import atomic_write_text
+from genzoo.train.callbacks import Callback
+
+if TYPE_CHECKING:
+    from genzoo.train.trainer import Trainer
+
+
+class Previews(Callback):
+    """What the model shows every `train.sample_every` steps (its `preview`): an image grid
+    `samples/step-000100.png`, or text `samples/step-000100.txt`; nothing for a model that shows nothing."""
+
+    def __init__(self, config: RunConfig) -> None:
+        self.every = config.train.sample_every
+
+    @torch.no_grad()
+    def on_step(self, trainer: Trainer) -> None:
+        from genzoo.report.grids import save_grid
+
+        train = trainer.config.train
+        model = trainer.sampling_model
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.autocast(trainer.device.type, dtype=trainer.amp_dtype or torch.float32, enabled=trainer.amp_dtype is not None):
+                preview = model.preview(trainer.preview_batch, train.num_preview, seed=train.seed)
+        finally:
+            model.train(was_training)
+        name = trainer.run.samples / f"step-{trainer.step:06d}"
+        if isinstance(preview, torch.Tensor):
+            grid = save_grid(preview, name.with_suffix(".png"))
+            trainer.log.image("samples", grid, trainer.step)
+        elif preview is not None:  # text
+            atomic_write_text(name.with_suffix(".txt"), "\n".join(preview) + "\n")
+            trainer.log.text("samples", "\n\n".join(preview), trainer.step)
+
+
+class Evaluation(Callback):
+    """Scores of the model (its EMA when there is one) against the training data every
+    `train.eval_every` steps, into metrics.jsonl and TensorBoard. Unknown metrics or a missing
+    feature network fail when the callback is made, before training, not at step N."""
+
+    def __init__(self, config: RunConfig) -> None:
+        from genzoo.metrics.features import load_features
+        from genzoo.registry import METRICS
+
+        train = config.train
+        self.every = train.eval_every
+        self.metrics = list(train.eval_metrics)
+        for name in self.metrics:
+            METRICS.get(name)
+        self.network = load_features(train.eval_extractor) if self.every else None
+        self.reference = None  # real features, extracted once
+
+    def on_step(self, trainer: Trainer) -> None:
+        from genzoo.metrics.context import EvalContext, model_batches
+        from genzoo.metrics.evaluate import compute, sampling_protocol
+
+        train = trainer.config.train
+        model = trainer.sampling_model
+        model.eval()
+        reference = {"dataset": trainer.config.data.name, "split": trainer.config.data.split, "source": trainer.data.source}
+        context = EvalContext(self.network, trainer.data, reference, min(len(trainer.data), train.eval_real),
+                              model_batches(model, train.eval_samples, 500, train.seed), train.eval_samples, model=model,
+                              seed=train.seed, device=trainer.device, real_features=self.reference,
+                              protocol={"ema": trainer.ema is not None, "sampler": sampling_protocol(model),
+                                        "step": trainer.step}, use_cache=False)
+        scores = compute(context, self.metrics)
+        model.train()
+        self.reference = context.real
+        record = {"step": trainer.step, "time": time.time(), "scores": [s.as_dict() for s in scores]}
+        with open(trainer.run.path / "metrics.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        for score in scores:
+            trainer.log.scalar(f"eval/{score.name}", score.value, trainer.step)
+
+
+class Report(Callback):
+    """report.html (and losses.png) once training ends or stops."""
+
+    def on_end(self, trainer: Trainer) -> None:
+        from genzoo.report import write_report
+
+        write_report(trainer.run)
+
+
+def standard_callbacks(config: RunConfig) -> list[Callback]:
+    return [Previews(config), *([Evaluation(config)] if config.train.eval_every else []), Report()]

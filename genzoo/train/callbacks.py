@@ -1,0 +1,24 @@
+"""What the trainer is handed to do beside training: sample grids, evaluations, the report.
+
+The trainer imports nothing above it (metrics, reports); `genzoo.api.make_trainer` hands it the
+standard callbacks (`genzoo.callbacks`). A callback runs on the main process only: `on_step` every
+`every` steps and after the last step (before that step's checkpoint), `on_end` once when `fit`
+returns or stops.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from genzoo.train.trainer import Trainer
+
+
+class Callback:
+    every: int | None = None  # steps between calls of on_step; None: never
+
+    def on_step(self, trainer: Trainer) -> None:
+        """After step `trainer.step` (a multiple of `every`, or the last)."""
+
+    def on_end(self, trainer: Trainer) -> None:
+        """Once, after the run finished or stopped (not after an error)."""
