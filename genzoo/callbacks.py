@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 
@@ -14,8 +14,7 @@ from genzoo.config import RunConfig
 from genzoo.io import atomic_write_text
 from genzoo.train.callbacks import Callback
 
-if TYPE_CHECKING:
-    from genzoo.train.trainer import Trainer
+Trainer = Any  # genzoo.train.trainer.Trainer, which imports this module (not imported back: no cycle)
 
 
 class Previews(Callback):

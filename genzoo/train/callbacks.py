@@ -8,10 +8,9 @@ returns or stops.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
-if TYPE_CHECKING:
-    from genzoo.train.trainer import Trainer
+Trainer = Any  # genzoo.train.trainer.Trainer, which imports this module (not imported back: no cycle)
 
 
 class Callback:

@@ -11,7 +11,7 @@ before a new checkpoint goes one checkpoint further back (the one restored may b
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 from rich.console import Console
@@ -20,8 +20,7 @@ from torch import Tensor
 from genzoo.errors import GenzooError
 from genzoo.train.processes import Processes
 
-if TYPE_CHECKING:
-    from genzoo.train.trainer import Trainer
+Trainer = Any  # genzoo.train.trainer.Trainer, which imports this module (not imported back: no cycle)
 
 
 class TrainingDiverged(GenzooError):
