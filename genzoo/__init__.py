@@ -23,6 +23,7 @@ _LAZY = {
     "train": "genzoo.api", "load": "genzoo.loading", "list_datasets": "genzoo.api", "list_families": "genzoo.api",
     "list_presets": "genzoo.config", "list_procedures": "genzoo.api", "run_procedure": "genzoo.api",
     "evaluate": "genzoo.metrics", "evaluate_folders": "genzoo.metrics",
+    "attack": "genzoo.procedures.attack", "stylize": "genzoo.procedures.stylize",
 }
 __all__ = ["GenzooError", "__version__", *sorted(_LAZY)]
 

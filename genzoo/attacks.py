@@ -103,12 +103,14 @@ def fgsm(logits: Logits, x: Tensor, labels: Tensor, eps: float, norm: Norm = "li
 
 def pgd(logits: Logits, x: Tensor, labels: Tensor, eps: float, steps: int = 40, step_size: float | None = None,
         norm: Norm = "linf", target: Tensor | None = None, random_start: bool = True, restarts: int = 1,
-        keep_best: bool = True, generator: torch.Generator | None = None) -> Tensor:
+        keep_best: bool = True, generator: torch.Generator | None = None,
+        on_step: Callable[[int, Tensor, Tensor], None] | None = None) -> Tensor:
     """Projected gradient descent on the loss (Madry et al. 2018); BIM is `random_start=False`.
 
     step_size: alpha in [0, 1] pixel units (default 2.5 eps / steps, Madry et al., Sec. 5 / App. C).
     keep_best: per example, the strongest of all iterates of all restarts (see the module's note);
     False returns the last iterate of the last restart, as most attack libraries do.
+    on_step(step, loss (B,), logits (B, K)): called at every iterate of the first restart (for logs).
     Returns adversarial images (B, C, H, W) within the ball and the box."""
     check_eps(eps)
     if steps < 1 or restarts < 1:
@@ -128,10 +130,12 @@ def pgd(logits: Logits, x: Tensor, labels: Tensor, eps: float, steps: int = 40, 
         best_score[better], best_fooled[better] = score[better], fooled[better]
 
     x_adv = x
-    for _ in range(restarts):
+    for restart in range(restarts):
         x_adv = _random_start(x, eps, norm, generator) if random_start and eps > 0 else x.clone()
-        for _ in range(steps):
+        for step in range(steps):
             loss, gradient, out = _loss_and_gradient(logits, x_adv, goal)
+            if on_step is not None and restart == 0:
+                on_step(step, loss, out)
             if keep_best:
                 consider(x_adv, loss, out)  # the iterate whose logits were just computed
             x_adv = project(x_adv + sign * alpha * _direction(gradient, norm), x, eps, norm).detach()
@@ -144,7 +148,8 @@ def pgd(logits: Logits, x: Tensor, labels: Tensor, eps: float, steps: int = 40, 
 
 def attack(logits: Logits, x: Tensor, labels: Tensor, method: str, eps: float, *, norm: Norm = "linf",
            steps: int = 40, step_size: float | None = None, restarts: int = 1, target: Tensor | None = None,
-           generator: torch.Generator | None = None, module: torch.nn.Module | None = None) -> Tensor:
+           generator: torch.Generator | None = None, module: torch.nn.Module | None = None,
+           on_step: Callable[[int, Tensor, Tensor], None] | None = None) -> Tensor:
     """One of METHODS by name. `module`, when given, must be in eval mode (a model left in training
     mode would attack batch statistics and dropout masks that no test-time input sees)."""
     if module is not None and module.training:
@@ -154,7 +159,7 @@ def attack(logits: Logits, x: Tensor, labels: Tensor, method: str, eps: float, *
     if method == "fgsm":  # one step: no iteration settings
         return fgsm(logits, x, labels, eps, norm, target)
     return pgd(logits, x, labels, eps, steps, step_size, norm, target, random_start=method == "pgd",
-               restarts=restarts if method == "pgd" else 1, generator=generator)
+               restarts=restarts if method == "pgd" else 1, generator=generator, on_step=on_step)
 
 
 @torch.no_grad()

@@ -223,17 +223,37 @@ def run_command(
 
     Examples: genzoo run invert run=runs/dcgan num_images=8;  genzoo run invert run=runs/vae images=photos/ loss=mae
     """
-    import json
-
     from genzoo.api import run_procedure
 
-    folder = run_procedure(procedure, out_dir, overrides=list(settings or []), progress=progress)
-    result = folder.path / "result.json"
-    if result.is_file():
-        for key, value in json.loads(result.read_text(encoding="utf-8")).items():
-            out.print(f"{key + ':':<12} {value:.4g}" if isinstance(value, float) else f"{key + ':':<12} {value}", highlight=False)
-    out.print(f"run folder:  [bold]{folder.path}[/]")
-    out.print(f"report:      {folder.report}")
+    _print_procedure(run_procedure(procedure, out_dir, overrides=list(settings or []), progress=progress))
+
+
+@app.command()
+def attack(
+    target: Annotated[str, typer.Argument(help="fmnist (the shipped Fashion-MNIST network) or a classifier run folder.")] = "fmnist",
+    method: Annotated[str, typer.Option(help="fgsm, bim or pgd.")] = "pgd",
+    norm: Annotated[str, typer.Option(help="linf or l2.")] = "linf",
+    eps: Annotated[float, typer.Option(help="Radius in [0, 1] pixel units (L-inf: per pixel).")] = 0.1,
+    steps: Annotated[int, typer.Option(help="Iterations of bim and pgd.")] = 40,
+    step_size: Annotated[Optional[float], typer.Option(help="Step in pixel units \\[default: 2.5 eps / steps].", show_default=False)] = None,
+    restarts: Annotated[int, typer.Option(help="Random starts of pgd; the strongest is kept per image.")] = 1,
+    targeted: Annotated[Optional[str], typer.Option(help="Push every image into this class (index or name) \\[default: any wrong class].", show_default=False)] = None,
+    curve: Annotated[Optional[str], typer.Option(help="Comma list of radii for the accuracy curve \\[default: 0, eps/4, eps/2, eps, 1.5 eps, 2 eps].", show_default=False)] = None,
+    num_images: Annotated[int, typer.Option("--num-images", "-n", help="Test images to attack.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the image choice and the random starts.")] = 0,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder \\[default: runs/attack, runs/attack-2, ...].", show_default=False)] = None,
+    progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
+) -> None:
+    """Adversarial examples against a classifier: accuracy before and after, accuracy against eps, pictures.
+
+    Examples: genzoo attack fmnist --method pgd --eps 0.1;  genzoo attack runs/classifier --method fgsm --targeted Sneaker
+    """
+    from genzoo.procedures.attack import attack as run_attack
+
+    radii = None if curve is None else _numbers(curve, "--curve")
+    folder = run_attack(target, out_dir, progress=progress, method=method, norm=norm, eps=eps, steps=steps,
+                        step_size=step_size, restarts=restarts, targeted=targeted, curve=radii, num_images=num_images, seed=seed)
+    _print_procedure(folder)
 
 
 @app.command()
@@ -279,6 +299,24 @@ def _print_run(run) -> None:  # noqa: ANN001
         out.print(f"loss curves: {run.losses_plot}")
     if run.report.exists():
         out.print(f"report:      {run.report}")
+
+
+def _print_procedure(folder) -> None:  # noqa: ANN001
+    import json
+
+    result = folder.path / "result.json"
+    if result.is_file():
+        for key, value in json.loads(result.read_text(encoding="utf-8")).items():
+            out.print(f"{key + ':':<16} {value:.4g}" if isinstance(value, float) else f"{key + ':':<16} {value}", highlight=False)
+    out.print(f"run folder:  [bold]{folder.path}[/]")
+    out.print(f"report:      {folder.report}")
+
+
+def _numbers(text: str, option: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise GenzooError(f"{option} {text!r} is not a comma list of numbers, e.g. {option} 0,0.05,0.1.") from None
 
 
 def _first_line(module_name: str) -> str:
