@@ -229,6 +229,45 @@ def run_command(
 
 
 @app.command()
+def stylize(
+    content: Annotated[str, typer.Argument(help="Content image: a file or a bundled photo (skimage:astronaut, sklearn:china, matplotlib:grace_hopper).")],
+    styles: Annotated[Optional[list[str]], typer.Argument(help="One or more style images (files, skimage:gravel, opencv:starry_night).", show_default=False)] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="PNG file for the result.")] = Path("stylized.png"),
+    network: Annotated[str, typer.Option(help="random (multi-scale random filters, no weights) or vgg19.")] = "random",
+    weights: Annotated[Optional[str], typer.Option(help="VGG-19 weights file (torchvision's vgg19-dcbb9e9d.pth) \\[default: torchvision's cache].", show_default=False)] = None,
+    size: Annotated[int, typer.Option(help="Longer side of the result in pixels.")] = 256,
+    steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 300,
+    optimizer: Annotated[str, typer.Option(help="lbfgs or adam.")] = "lbfgs",
+    style_weight: Annotated[Optional[float], typer.Option(help="beta \\[default: the network's].", show_default=False)] = None,
+    content_weight: Annotated[float, typer.Option(help="alpha.")] = 1.0,
+    tv_weight: Annotated[float, typer.Option(help="Total-variation weight.")] = 0.0,
+    init: Annotated[str, typer.Option(help="Start from the content image or from noise.")] = "content",
+    preserve_colour: Annotated[bool, typer.Option("--preserve-colour", help="Transfer luminance only; keep the content's colours.")] = False,
+    texture: Annotated[bool, typer.Option("--texture", help="Texture synthesis: every image given is a style, no content.")] = False,
+    sweep: Annotated[Optional[str], typer.Option(help="Comma list of style weights: one result each, as a grid.", show_default=False)] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the noise start.")] = 0,
+    run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="Run folder with the report \\[default: runs/stylize, runs/stylize-2, ...].", show_default=False)] = None,
+    progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
+) -> None:
+    """Neural style transfer (Gatys et al. 2016): CONTENT painted in the style of STYLE... by optimising the image.
+
+    Examples: genzoo stylize skimage:chelsea skimage:gravel -o cat.png;  genzoo stylize --texture skimage:brick -o brick.png;
+    genzoo stylize photo.jpg starry.jpg --network vgg19 --weights vgg19-dcbb9e9d.pth --preserve-colour
+    """
+    from genzoo.procedures.stylize import stylize as run_stylize
+
+    styles = list(styles or [])
+    if not styles and not texture:
+        raise GenzooError("give a style image after the content image (or --texture to synthesise the content image's texture).")
+    folder = run_stylize(None if texture else content, [content, *styles] if texture else styles, output,
+                         out=run_dir, progress=progress, network=network, weights=weights, size=size, steps=steps,
+                         optimizer=optimizer, style_weight=style_weight, content_weight=content_weight, tv_weight=tv_weight,
+                         init=init, preserve_colour=preserve_colour, seed=seed,
+                         sweep=None if sweep is None else _numbers(sweep, "--sweep"))
+    _print_procedure(folder)
+
+
+@app.command()
 def attack(
     target: Annotated[str, typer.Argument(help="fmnist (the shipped Fashion-MNIST network) or a classifier run folder.")] = "fmnist",
     method: Annotated[str, typer.Option(help="fgsm, bim or pgd.")] = "pgd",
