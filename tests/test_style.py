@@ -10,7 +10,7 @@ import torch
 
 from genzoo.errors import GenzooError
 from genzoo.losses import content_loss, gram_matrix, style_layer_loss, style_loss, total_variation
-from genzoo.procedures.stylize import YIQ, match_luminance, rgb_to_yiq, yiq_to_rgb
+from genzoo.procedures.stylize import YIQ, match_luminance, rgb_to_yiq, with_chroma_of, yiq_to_rgb
 
 
 def test_gram_matrix_by_hand():
@@ -49,6 +49,10 @@ def test_colour_preservation_keeps_the_content_chroma_and_matches_luminance_stat
     grey = torch.full((1, 3, 1, 1), 0.5, dtype=torch.float64)
     torch.testing.assert_close(rgb_to_yiq(grey).flatten(), torch.tensor([0.5, 0.0, 0.0], dtype=torch.float64), atol=1e-6, rtol=0)
     assert YIQ[0].tolist() == [0.299, 0.587, 0.114]  # Y is ITU-R 601 luma
+    content, luminance = torch.rand(1, 3, 4, 4, dtype=torch.float64), torch.rand(1, 1, 4, 4, dtype=torch.float64)
+    combined = rgb_to_yiq(with_chroma_of(luminance, content))  # the result's Y, the content's I and Q
+    torch.testing.assert_close(combined[:, :1], luminance)
+    torch.testing.assert_close(combined[:, 1:], rgb_to_yiq(content)[:, 1:])
     style_y, content_y = torch.rand(1, 1, 8, 8) * 0.2, torch.rand(1, 1, 8, 8) * 0.8 + 0.1
     matched = match_luminance(style_y, content_y)  # sigma_c / sigma_s (L_s - mu_s) + mu_c
     assert matched.mean().item() == pytest.approx(content_y.mean().item(), abs=1e-6)
@@ -62,7 +66,7 @@ def test_random_network_is_fixed_by_its_seed_and_names_itself_as_not_vgg():
     assert torch.equal(a.module.weights, b.module.weights)
     assert "random" in a.name and "not VGG" in a.name
     out = a(torch.zeros(1, 3, 20, 20), {"scale0", "scale4"})
-    assert out["scale0"].shape == (1, 128, 20, 20) and out["scale4"].shape == (1, 128, 2, 2)
+    assert out["scale0"].shape == (1, 128, 20, 20) and out["scale4"].shape == (1, 128, 1, 1)
     with pytest.raises(GenzooError, match="no layer"):
         a(torch.zeros(1, 3, 8, 8), {"relu4_2"})
 

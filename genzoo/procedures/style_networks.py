@@ -75,7 +75,7 @@ def random_network(weights: str | None = None) -> StyleNetwork:
         raise GenzooError("the random network has no weights to load; drop weights=, or use network=vgg19.")
     module = RandomMultiscale()
     return StyleNetwork("random multi-scale filters (Ustyuzhaninov et al. 2017; 5 scales x 128 random 5x5 filters, "
-                        "seed 0; not VGG)", module, "scale2", module.names, 1e2, module.names)
+                        "seed 0; not VGG)", module, "scale2", module.names, 1e7, module.names)
 
 
 # ----------------------------------------------------------------------------- VGG-19

@@ -36,7 +36,8 @@ from genzoo.procedures.base import Procedure, ProcedureConfig, ProcedureContext,
 from genzoo.registry import PROCEDURES
 
 # RGB <-> YIQ (NTSC 1953, FCC): the Y row is ITU-R 601 luma; I and Q carry the colour
-YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]])
+YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]],
+                   dtype=torch.float64)
 
 
 def rgb_to_yiq(x: Tensor) -> Tensor:
@@ -46,6 +47,11 @@ def rgb_to_yiq(x: Tensor) -> Tensor:
 
 def yiq_to_rgb(x: Tensor) -> Tensor:
     return torch.einsum("ij,bjhw->bihw", torch.linalg.inv(YIQ.double()).to(x), x)
+
+
+def with_chroma_of(luminance: Tensor, content: Tensor) -> Tensor:
+    """Luminance (B, 1, H, W) in [0, 1] with the I and Q channels of `content` (B, 3, H, W, RGB in [0, 1]) -> RGB."""
+    return yiq_to_rgb(torch.cat([luminance, rgb_to_yiq(content)[:, 1:]], dim=1))
 
 
 def match_luminance(style_y: Tensor, content_y: Tensor) -> Tensor:
@@ -64,7 +70,7 @@ class StylizeConfig(ProcedureConfig):
     content_layer: str | None = None  # None: the network's (relu4_2; scale2)
     style_layers: tuple[str, ...] | None = None  # None: the network's; weighted equally
     content_weight: NonNegativeFloat = 1.0  # alpha
-    style_weight: NonNegativeFloat | None = None  # beta; None: the network's default (vgg19 1e3, random 1e2)
+    style_weight: NonNegativeFloat | None = None  # beta; None: the network's default (vgg19 1e3, random 1e7)
     tv_weight: NonNegativeFloat = 0.0  # gamma, on images in [0, 1]
     init: Literal["content", "noise"] = "content"  # texture synthesis always starts from noise
     optimizer: Literal["lbfgs", "adam"] = "lbfgs"
@@ -196,8 +202,7 @@ class Stylize(Procedure):
         y = (x.cpu() + 1) / 2  # (1, 1, H, W)
         if self.content is None:
             return (y * 2 - 1).expand(-1, 3, -1, -1)
-        yiq = torch.cat([y, rgb_to_yiq((self.content + 1) / 2)[:, 1:]], dim=1)  # content's I and Q
-        return (yiq_to_rgb(yiq).clamp(0, 1) * 2 - 1)
+        return with_chroma_of(y, (self.content + 1) / 2).clamp(0, 1) * 2 - 1
 
     def run(self, context: ProcedureContext) -> None:
         from rich.progress import Progress
