@@ -5,7 +5,8 @@ The image x is optimised, with a fixed feature network, to minimise (Gatys et al
 L_content the squared feature difference to the content image p at one layer (Eq. 1), L_style the
 Gram-matrix differences to the style image a over several layers with weights summing to 1 (Eq. 4-5),
 TV an optional smoothness term (`genzoo.losses`). x starts from the content image or from noise and
-is optimised with L-BFGS (as Gatys et al.) or Adam, clipped to the image range.
+is optimised with L-BFGS (as Gatys et al.; here with a strong-Wolfe line search, which may evaluate the
+loss more than once per iteration: `result.json` counts both) or Adam, clipped to the image range.
 
 Options: several style images (their Gram targets blended with `style_blend`); a sweep of style
 weights (one image per beta, shown as a grid); colour preservation by luminance-only transfer
@@ -74,7 +75,7 @@ class StylizeConfig(ProcedureConfig):
     tv_weight: NonNegativeFloat = 0.0  # gamma, on images in [0, 1]
     init: Literal["content", "noise"] = "content"  # texture synthesis always starts from noise
     optimizer: Literal["lbfgs", "adam"] = "lbfgs"
-    steps: PositiveInt = 300  # L-BFGS iterations (one function evaluation each) or Adam steps
+    steps: PositiveInt = 300  # L-BFGS iterations or Adam steps
     lr: PositiveFloat | None = None  # None: 1 for L-BFGS, 0.02 for Adam (images in [-1, 1])
     preserve_colour: bool = False  # luminance-only transfer
     sweep: tuple[NonNegativeFloat, ...] | None = None  # several betas: one result each, in a grid
@@ -154,12 +155,11 @@ class Stylize(Procedure):
         layers = {*self.style_layers, self.content_layer}
         weights = [1.0 / len(self.style_layers)] * len(self.style_layers)
         alpha = config.content_weight if content_target is not None else 0.0
-        history: list[Tensor] = []
+        history: list[Tensor] = []  # per step
+        evaluations: list[Tensor] = []  # per function evaluation (L-BFGS's line search makes several per step)
         snapshots = [(0, self._rgb(x.detach()))]
 
         def closure() -> Tensor:
-            with torch.no_grad():
-                x.clamp_(-1, 1)
             optimizer.zero_grad(set_to_none=True)
             image = x.expand(-1, 3, -1, -1) if config.preserve_colour else x  # (1, 3, H, W)
             features = self.network(image, layers)
@@ -170,21 +170,25 @@ class Stylize(Procedure):
                 parts["tv"] = total_variation((image + 1) / 2)
             total = alpha * parts.get("content", 0.0) + beta * parts["style"] + config.tv_weight * parts.get("tv", 0.0)
             total.backward()
-            history.append(torch.stack([total.detach(), *(parts[k].detach() for k in ("content", "style", "tv") if k in parts)]))
+            evaluations.append(torch.stack([total.detach(), *(parts[k].detach() for k in ("content", "style", "tv") if k in parts)]))
             return total
 
-        if config.optimizer == "lbfgs":  # max_iter=1: one iteration (one evaluation, no line search) per call
-            optimizer = torch.optim.LBFGS([x], lr=config.lr or 1.0, max_iter=1, history_size=100,
+        if config.optimizer == "lbfgs":  # one iteration per call; the strong-Wolfe line search keeps it from diverging
+            optimizer = torch.optim.LBFGS([x], lr=config.lr or 1.0, max_iter=1, history_size=100, line_search_fn="strong_wolfe",
                                           tolerance_grad=0.0, tolerance_change=0.0)  # never stop early: `steps` iterations
         else:
             optimizer = torch.optim.Adam([x], lr=config.lr or 0.02)
         started = time.perf_counter()
         for step in range(1, config.steps + 1):
+            first = len(evaluations)
             if config.optimizer == "lbfgs":
                 optimizer.step(closure)
             else:
                 closure()
                 optimizer.step()
+                with torch.no_grad():  # projected: Adam's iterates stay images (L-BFGS is clipped once, at the end,
+                    x.clamp_(-1, 1)    # as Gatys-era implementations do: clipping would break its line search)
+            history.append(evaluations[first])  # the loss at the iterate this step started from
             if step % config.snapshot_every == 0 or step == config.steps:
                 snapshots.append((step, self._rgb(x.detach().clamp(-1, 1))))
             progress.advance(task)
@@ -193,6 +197,7 @@ class Stylize(Procedure):
             x.clamp_(-1, 1)
         names = ["total", *(k for k, on in (("content", alpha), ("style", True), ("tv", config.tv_weight)) if on)]
         values = torch.stack(history).cpu()  # (steps, terms): one read at the end
+        self.evaluations = len(evaluations)
         return self._rgb(x.detach()), snapshots, {n: values[:, i].tolist() for i, n in enumerate(names)}, seconds
 
     def _rgb(self, x: Tensor) -> Tensor:
@@ -210,7 +215,7 @@ class Stylize(Procedure):
         config = self.config
         betas = list(config.sweep) if config.sweep else [self.beta]
         content_target, grams = self._targets()
-        results, histories, seconds = [], {}, []
+        results, histories, seconds, evaluations = [], {}, [], 0
         with Progress(disable=not context.progress, transient=True) as progress:
             task = progress.add_task("stylizing" if self.content is not None else "synthesising a texture",
                                      total=config.steps * len(betas))
@@ -219,6 +224,7 @@ class Stylize(Procedure):
                 results.append(image)
                 histories[beta] = history
                 seconds.append(elapsed)
+                evaluations += self.evaluations
         for step in range(config.steps):
             record = {}
             for beta, history in histories.items():
@@ -247,7 +253,7 @@ class Stylize(Procedure):
                        style=self.styles_text, optimizer=config.optimizer, steps=config.steps,
                        size=f"{results[0].shape[-1]}x{results[0].shape[-2]}", beta=betas if config.sweep else betas[0],
                        preserve_colour=config.preserve_colour, **{f"final_{k}": v for k, v in last.items()},
-                       seconds=sum(seconds), seconds_per_step=sum(seconds) / (config.steps * len(betas)),
+                       evaluations=evaluations, seconds=sum(seconds), seconds_per_step=sum(seconds) / (config.steps * len(betas)),
                        device=str(self.device), output=config.output or str(path))
 
 
