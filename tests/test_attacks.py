@@ -5,6 +5,7 @@ the accuracy metrics."""
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 import torch
@@ -189,3 +190,25 @@ def test_accuracy_metrics_score_a_classifier_run_and_refuse_a_generator(tmp_path
     gan = make_trainer(tiny_config("gan"), tmp_path / "gan", progress=False).fit()
     with pytest.raises(GenzooError, match="classifies"):
         evaluate(gan.path, ["accuracy"], num_samples=32)
+
+
+def test_attack_command_on_a_classifier_run_reports_curve_pictures_and_is_exactly_reproducible(tmp_path, capsys):
+    from genzoo.api import make_trainer
+    from test_cli import genzoo
+
+    run = make_trainer(tiny_config("classifier"), tmp_path / "clf", progress=False).fit()
+    args = ["attack", run.path, "--method", "pgd", "--eps", "0.05", "--steps", "3", "-n", "16", "--restarts", "2",
+            "--curve", "0,0.05,0.5", "--targeted", "1", "--no-progress"]
+    for name in ("a", "b"):
+        code, out, err = genzoo(capsys, *args, "--out", tmp_path / name)
+        assert code == 0, err
+    assert "accuracy_before" in out and "target_rate" in out
+    a, b = (tmp_path / "a" / "adversarial.safetensors").read_bytes(), (tmp_path / "b" / "adversarial.safetensors").read_bytes()
+    assert a == b
+    result = json.loads((tmp_path / "a" / "result.json").read_text())
+    curve = json.loads((tmp_path / "a" / "curve.json").read_text())
+    assert [row["eps"] for row in curve] == [0, 0.05, 0.5] and curve[0]["accuracy"] == result["accuracy_before"]
+    assert curve[1]["accuracy"] == result["accuracy_after"] and result["linf_max"] <= 0.05 + 1e-6
+    assert {"examples.png", "accuracy_vs_eps.png"} <= {p.name for p in (tmp_path / "a" / "pictures").iterdir()}
+    records = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3] and "attack/loss" in records[0]
