@@ -59,6 +59,8 @@ class TrainConfig(StrictModel):
     batch_size: PositiveInt = 64  # global batch, split across processes
     optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
     lr: PositiveFloat = 2e-4
+    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"  # decay of every rate over the run
+    warmup_steps: NonNegativeInt = 0  # rates ramp up linearly over this many first steps
     betas: tuple[float, float] = (0.5, 0.999)  # Adam/AdamW only; (0.5, 0.999) as in DCGAN
     weight_decay: NonNegativeFloat = 0.0
     group_lr: dict[str, PositiveFloat] = Field(default_factory=dict)  # per parameter group, instead of lr (TTUR)
@@ -68,6 +70,7 @@ class TrainConfig(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     channels_last: bool | None = None  # None: on CUDA (faster convolutions), not on the CPU
     seed: int = 0
+    process_noise: Literal["distinct", "shared"] = "distinct"  # shared: every process draws the same noise (parity tests)
     deterministic: bool = False  # deterministic kernels (slower); exact resume on CPU holds either way
     log_every: PositiveInt = 50  # steps between reads of the losses (the only host syncs)
     sample_every: PositiveInt = 500  # steps between sample grids in samples/

@@ -25,6 +25,7 @@ from torch import Tensor
 from genzoo.config import DataConfig
 from genzoo.data.info import DataInfo
 from genzoo.errors import DataError
+from genzoo.memory import check_images_fit
 
 
 # where each batch key comes from, for the message when a family needs a key its dataset lacks
@@ -167,6 +168,7 @@ def conform(data: ImageData, config: DataConfig) -> ImageData:
         data.labels = None if data.labels is None else data.labels[: config.max_images]
     data.images = convert_channels(data.images, config.channels)
     if config.image_size is not None and data.images.shape[-2:] != (config.image_size, config.image_size):
+        check_images_fit(len(data.images), data.images.shape[1], config.image_size, "the resized images")
         data.images = torch.cat([resize_crop(chunk, config.image_size) for chunk in data.images.split(4096)])
     return data
 

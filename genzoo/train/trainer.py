@@ -31,14 +31,14 @@ from genzoo.data import BatchStream, build_dataset
 from genzoo.data.base import KEY_SOURCES
 from genzoo.errors import CheckpointError, DataError, GenzooError
 from genzoo.io import UNWRITABLE, FolderLock, atomic_write_text
-from genzoo.memory import check_model_fits
+from genzoo.memory import check_batch_fits, check_model_fits
 from genzoo.models.base import GenerativeModel, Scheduled
 from genzoo.registry import MODELS
 from genzoo.train.callbacks import Callback
 from genzoo.train.checkpoint import Checkpoint, RunFolder
 from genzoo.train.ema import EMA
 from genzoo.train.log import TrainingLog, read_log
-from genzoo.train.optim import Optimizers
+from genzoo.train.optim import Optimizers, run_schedule
 from genzoo.train.processes import Processes
 from genzoo.train.rollback import NonFinite, TrainingDiverged, check_finite, roll_back
 
@@ -68,6 +68,7 @@ class Trainer:
     def _build(self, resume: bool) -> None:
         train = self.config.train
         torch.manual_seed(train.seed)  # the same initial weights on every process
+        check_batch_fits(train.batch_size, self.config.data.channels, self.config.data.image_size, self.device)
         self.data = build_dataset(self.config.data)
         if self.is_main:
             for note in self.data.notes:
@@ -99,8 +100,8 @@ class Trainer:
             self.restore(self.run.load_checkpoint(note=self.note))
             if self.is_main:
                 console.print(f"resuming {str(self.run.path)!r} from step {self.step} of {train.steps}", highlight=False)
-        else:
-            torch.manual_seed(train.seed + 7919 * (self.processes.rank + 1))
+        else:  # each process its own noise (z, t, dropout), unless asked to share it
+            torch.manual_seed(train.seed + 7919 * (1 + (self.processes.rank if train.process_noise == "distinct" else 0)))
         if resume:  # drop what the interrupted run logged after its checkpoint
             self.drop_log_after(self.step)
         preview = torch.arange(min(train.num_preview, len(self.data)), device=self.data.device)
@@ -219,7 +220,8 @@ class Trainer:
         """Advance one step: every phase of the family once (or `repeats` times). Adds losses to `sums`."""
         train = self.config.train
         self.scheduled = self.model.schedule(self.step, train.steps)
-        self.optimizers.set_rates(train.rollback_lr_factor ** self.rollbacks, self.scheduled)
+        factor = train.rollback_lr_factor**self.rollbacks * run_schedule(train.lr_schedule, self.step, train.steps, train.warmup_steps)
+        self.optimizers.set_rates(factor, self.scheduled)
         self.step += 1
         self.model.train()
         batch = None
@@ -250,7 +252,7 @@ class Trainer:
         deterministic = torch.are_deterministic_algorithms_enabled()  # restored when the run ends
         torch.use_deterministic_algorithms(train.deterministic or deterministic)
         handled = (signal.SIGINT, signal.SIGTERM) if _in_main_thread() else ()
-        previous = {signum: signal.signal(signum, self._request_stop) for signum in handled}
+        previous = {signum: signal.signal(signum, self.request_stop) for signum in handled}
         try:
             self._prepare_folder()
             self.log = TrainingLog(self.run.path, enabled=self.is_main)
@@ -328,7 +330,8 @@ class Trainer:
             if self.is_main:
                 console.print(f"stopped at step {self.step}; checkpoint saved. Continue with: genzoo resume {self.run.path}")
 
-    def _request_stop(self, signum: int, frame: Any) -> None:
+    def request_stop(self, signum: int = signal.SIGTERM, frame: Any = None) -> None:
+        """Stop after the current step, saving a checkpoint (the SIGINT and SIGTERM handler)."""
         if self._stop_requested:  # a second signal stops at once
             raise KeyboardInterrupt
         self._stop_requested = signum
