@@ -23,10 +23,9 @@ from typing import Any
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import Tensor
 
-from genzoo.config import RunConfig, build_config
+from genzoo.config import RunConfig
 from genzoo.data import BatchStream, build_dataset
 from genzoo.data.base import KEY_SOURCES
 from genzoo.errors import CheckpointError, DataError, GenzooError
@@ -37,7 +36,7 @@ from genzoo.registry import MODELS
 from genzoo.train.callbacks import Callback
 from genzoo.train.checkpoint import Checkpoint, RunFolder
 from genzoo.train.ema import EMA
-from genzoo.train.log import TrainingLog, read_log
+from genzoo.train.log import TrainingLog, format_record, progress_bar, progress_losses, read_log
 from genzoo.train.optim import Optimizers, run_schedule
 from genzoo.train.processes import Processes
 from genzoo.train.rollback import NonFinite, TrainingDiverged, check_finite, roll_back
@@ -55,7 +54,9 @@ class Trainer:
         self.device, self.is_main = self.processes.device, self.processes.is_main
         self.amp_dtype = torch.bfloat16 if (train.mixed_precision == "bf16" or (
             train.mixed_precision == "auto" and self.device.type == "cuda")) else None
-        self.resume = self._check_run_folder(resume)  # whether a checkpoint is there to continue from
+        if train.device == "cuda" and not self._cuda_available():
+            raise GenzooError("train.device=cuda but no CUDA GPU is visible; use train.device=auto or cpu.")
+        self.resume = self.run.check_for(config, resume, self.note, self.is_main)  # whether there is a checkpoint to continue
         self.lock = FolderLock(self.run.path)
         if self.is_main and self.run.path.exists():  # before anything of the run is read for resuming or changed
             self.lock.acquire("resume it" if resume else "train into it")
@@ -119,29 +120,6 @@ class Trainer:
     def note(self, message: str) -> None:
         if self.is_main:
             console.print(f"[yellow]note:[/] {message}", soft_wrap=True, highlight=False)
-
-    def _check_run_folder(self, resume: bool) -> bool:
-        """Check the run folder before anything is built; return whether it has a checkpoint to continue from."""
-        run, config = self.run, self.config
-        if config.train.device == "cuda" and not self._cuda_available():
-            raise GenzooError("train.device=cuda but no CUDA GPU is visible; use train.device=auto or cpu.")
-        if resume:
-            if not run.has_checkpoint() and not run.config.exists():
-                raise CheckpointError(f"{str(run.path)!r} holds no checkpoint to resume; train without --resume first.")
-            saved = build_config(run.read_config()) if run.config.exists() else None
-            if saved is not None and saved.family != config.family:
-                raise CheckpointError(f"{str(run.path)!r} is a {saved.family!r} run and cannot resume as "
-                                      f"{config.family!r}; give a --out folder of the same family.")
-            if saved is not None and (saved.model != config.model or saved.data.image_size != config.data.image_size):
-                raise CheckpointError(f"the model settings differ from those {str(run.path)!r} was trained with; resume "
-                                      "with the saved config (`genzoo resume RUN`) or train into a new --out.")
-            if not run.has_checkpoint():  # stopped before its first checkpoint: nothing to lose
-                self.note(f"{str(run.path)!r} has no checkpoint yet (it stopped before the first); starting from step 0.")
-        elif run.has_checkpoint() or run.config.exists():
-            raise CheckpointError(f"{str(run.path)!r} already holds a run; pass --resume to continue it or choose another --out.")
-        if self.is_main:
-            run.check_writable()  # the folder itself is created once everything else checked out
-        return resume and run.has_checkpoint()
 
     def _layout(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """The batch in the layout the convolutions run in (channels_last on CUDA): every 4-D float tensor."""
@@ -293,7 +271,7 @@ class Trainer:
 
     def _loop(self) -> None:
         train = self.config.train
-        progress = _progress_bar(enabled=self.show_progress and self.is_main and console.is_terminal)
+        progress = progress_bar(console, enabled=self.show_progress and self.is_main and console.is_terminal)
         task = progress.add_task(self.config.family, total=train.steps, completed=self.step, speed="", losses="")
         sums: dict[str, Tensor] = {}
         last_time, last_position = time.perf_counter(), self.stream.position
@@ -308,9 +286,9 @@ class Trainer:
                         images = (self.stream.position - last_position) * self.stream.batch_size
                         record = self._log_record(sums, images / max(now - last_time, 1e-9))
                         self.log.write(record)
-                        progress.update(task, speed=f"{record['images_per_s']:,.0f} img/s", losses=_losses(record))
+                        progress.update(task, speed=f"{record['images_per_s']:,.0f} img/s", losses=progress_losses(record))
                         if not console.is_terminal and self.is_main and self.show_progress:
-                            console.print(_format_record(record, train.steps), soft_wrap=True, highlight=False)
+                            console.print(format_record(record, train.steps), soft_wrap=True, highlight=False)
                         sums, last_time, last_position = {}, now, self.stream.position
                     if self.is_main:
                         for callback in self.callbacks:
@@ -360,22 +338,3 @@ def _in_main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
-
-
-def _progress_bar(enabled: bool) -> Progress:
-    """Bar, step count, speed and time left first (they fit 80 columns); the losses after them."""
-    return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
-        TextColumn("{task.fields[speed]}"), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[losses]}"),
-        console=console, disable=not enabled, transient=False,
-    )
-
-
-def _losses(record: dict[str, Any]) -> str:
-    """Losses for the progress bar, each with its phase: `disc/loss_d_real=0.61`."""
-    return " ".join(f"{k}={v:.3g}" for k, v in record.items() if "/" in k and not k.startswith("schedule/"))
-
-
-def _format_record(record: dict[str, Any], total: int) -> str:
-    losses = " ".join(f"{k}={v:.4g}" for k, v in record.items() if "/" in k)
-    return f"step {record['step']}/{total}  {record['images_per_s']:,.0f} img/s  {losses}"
