@@ -129,7 +129,7 @@ def _apply_spectral_norm(module: nn.Module) -> None:
 class GAN(GenerativeModel):
     Config = GANConfig
     ema_modules = ("generator",)
-    phase_summary = "discriminator xk, [r1 every k,] generator"
+    phase_summary = "discriminator xk, r1 every k (if on), generator"
 
     def __init__(self, config: GANConfig, info: DataInfo) -> None:
         super().__init__(config, info)
