@@ -1,18 +1,24 @@
-"""Datasets yielding dict batches with images in [-1, 1]. Each module registers one dataset."""
+"""Datasets yielding dict batches: images in [-1, 1], image pairs, source/target images, text
+tokens. Each module registers its datasets; `build_dataset` turns a `DataConfig` into one."""
 
 from __future__ import annotations
 
 from genzoo.config import DataConfig
-from genzoo.data import digits, faces, fake, fashion_mnist, image_folder, toy  # noqa: F401  (registers the datasets)
-from genzoo.data.base import BatchStream, DomainData, ImageData, conform, split_domains
+from genzoo.data import digits, faces, fake, fashion_mnist, image_folder, text, toy  # noqa: F401  (registers the datasets)
+from genzoo.data.base import BatchStream, Dataset, DomainData, ImageData, conform, split_domains
+from genzoo.data.text import TextData
 from genzoo.registry import DATASETS
 
 
-def build_dataset(config: DataConfig) -> ImageData:
-    """Load the configured dataset into memory, then apply size, channel and count settings, and
-    split it into two domains when `data.domains` names two of its classes."""
-    data = conform(DATASETS.get(config.name)(config), config)
-    return split_domains(data, config.domains) if config.domains is not None else data
+def build_dataset(config: DataConfig) -> Dataset:
+    """Load the configured dataset into memory; image datasets then get the size, channel and count
+    settings, and become two domains when `data.domains` names two of their classes."""
+    data = DATASETS.get(config.name)(config)
+    if isinstance(data, ImageData):
+        data = conform(data, config)
+        if config.domains is not None:
+            data = split_domains(data, config.domains)
+    return data
 
 
-__all__ = ["BatchStream", "DomainData", "ImageData", "build_dataset"]
+__all__ = ["BatchStream", "Dataset", "DomainData", "ImageData", "TextData", "build_dataset"]

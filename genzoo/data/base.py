@@ -33,6 +33,7 @@ KEY_SOURCES = {
     "index": "a dataset of stored images (not data.domains)",
     "a": "two domains: data.domains=[A, B] names two classes or class sub-folders",
     "b": "two domains: data.domains=[A, B] names two classes or class sub-folders",
+    "tokens": "a text dataset (data.name=fortunes, or data.name=text data.root=FILE)",
 }
 
 
@@ -197,8 +198,8 @@ class BatchStream:
             raise DataError(f"train.batch_size={batch_size} does not split over {world_size} processes; make it a multiple.")
         if len(data) < batch_size:
             raise DataError(
-                f"the dataset has {len(data)} images, fewer than one batch of {batch_size}; "
-                "lower train.batch_size or add images."
+                f"the dataset has {len(data)} items (images, pairs or text windows), fewer than one batch of "
+                f"{batch_size}; lower train.batch_size or add data."
             )
         self.data, self.batch_size, self.seed = data, batch_size, seed
         self.rank, self.world_size = rank, world_size
