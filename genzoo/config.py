@@ -52,6 +52,7 @@ class DataConfig(StrictModel):
     download: bool = False  # fetch with torchvision when no local copy is found (explicit opt-in)
     max_images: PositiveInt | None = None  # keep only the first N images (quick runs)
     domains: tuple[int | str, int | str] | None = None  # two classes (names or indices) as domains a and b
+    direction: Literal["AtoB", "BtoA"] = "AtoB"  # paired images: BtoA swaps the sides (a is what a model reads)
     # text datasets (text, fortunes)
     tokens: Literal["chars", "bytes"] = "chars"  # a token per character (the corpus's own) or per byte (256)
     sequence_length: PositiveInt = 128  # tokens a text model reads per window; a batch holds L + 1

@@ -44,6 +44,8 @@ FOLDER = ["vae", "model.latent_dim=4", "model.width=4", "data.name=image-folder"
           "train.steps=1", "train.batch_size=2", "--no-progress"]
 TEXT = ["vae", "model.latent_dim=4", "model.width=4", "data.name=text", "data.sequence_length=8", "train.steps=1",
         "train.batch_size=2", "--no-progress"]
+PAIRED = ["vae", "model.latent_dim=4", "model.width=4", "data.name=paired-folder", "data.image_size=16", "train.steps=1",
+          "train.batch_size=2", "--no-progress"]
 NON_UTF8 = os.fsdecode(b"caf\xe9-\xff")  # Latin-1 bytes in a file name: not decodable as UTF-8
 
 
@@ -290,6 +292,20 @@ CASES = [
     Case("text/image-family-on-text", "'image'",
          lambda t, r: ["train", *TEXT, f"data.root={files(t / 'c', {'a.txt': 'text:' + 'x' * 99})}", "--out", t / "new"],
          xfail="lead: the trainer builds the model from DataInfo before it checks the family's batch keys"),
+    # --- data: paired images
+    Case("paired/unmatched-names", "without a partner",
+         lambda t, r: ["train", *PAIRED, f"data.root={files(t / 'p', {'A/x.png': 'grey', 'A/y.png': 'grey', 'B/x.png': 'grey'})}"]),
+    Case("paired/same-name-twice", "two images named",
+         lambda t, r: ["train", *PAIRED, f"data.root={files(t / 'p', {'A/x.png': 'grey', 'A/x.jpg': 'jpeg', 'B/x.png': 'grey'})}"]),
+    Case("paired/broken-image-in-b", "x.png",
+         lambda t, r: ["train", *PAIRED, f"data.root={files(t / 'p', {'A/x.png': 'grey', 'B/x.png': 'truncated-png'})}"]),
+    Case("paired/too-narrow-for-a-and-b", "too narrow",
+         lambda t, r: ["train", *PAIRED, f"data.root={files(t / 'p', {'ab.png': 'one-pixel', **GOOD})}"]),
+    Case("paired/empty-folder", "holds no images", lambda t, r: ["train", *PAIRED, f"data.root={_mkdir(t / 'p')}"]),
+    Case("paired/no-root", "data.root", lambda t, r: ["train", *PAIRED, "--out", t / "new"]),
+    Case("paired/domains-on-pairs", "data.domains",
+         lambda t, r: ["train", *PAIRED, "data.domains=[A, B]", f"data.root={files(t / 'p', GOOD)}", "--out", t / "new"]),
+    Case("paired/unknown-direction", "data.direction", lambda t, r: ["train", *PAIRED, "data.direction=left"]),
     # --- data: any dataset
     Case("data/unknown-dataset", "unknown dataset", lambda t, r: ["train", *VAE, "data.name=cifar-11"]),
     Case("data/fewer-images-than-a-batch", "fewer than one batch", lambda t, r: ["train", *VAE, "data.max_images=4"]),
@@ -491,7 +507,7 @@ def test_bad_input_ends_in_one_sentence_exit_2_nothing_damaged(case: Case, built
 
 def test_the_corpus_covers_every_command_and_is_big_enough():
     groups = {c.id.split("/")[0] for c in CASES}
-    assert {"config", "yaml", "images", "fmnist", "text", "data", "train", "resume", "sample", "eval", "report", "demo",
+    assert {"config", "yaml", "images", "fmnist", "text", "paired", "data", "train", "resume", "sample", "eval", "report", "demo",
             "latent", "cli"} <= groups
     assert len(CASES) >= 30 and len({c.id for c in CASES}) == len(CASES)
     assert sum(c.process for c in CASES) >= 2

@@ -2,8 +2,8 @@
 
 A dataset is anything with `keys` (the batch keys it gives), `info` (a `DataInfo`), `source` and
 `notes` (for messages), a length, a `device`, `to(device)` and `batch(indices) -> dict[str, Tensor]`
-(`Dataset`). The trainer and `BatchStream` use nothing else, so images, image pairs, source/target
-data and text are all just datasets. Image datasets:
+(`Dataset`). The trainer and `BatchStream` use nothing else, so images, image pairs (`genzoo.data.paired`),
+source/target data and text (`genzoo.data.text`) are all just datasets. Image datasets:
 every dataset is decoded once into a uint8 tensor (N, C, H, W) and, optionally, int64 labels (N,);
 batches are dicts `{"image": float in [-1, 1], "label": int64, "index": int64}`, converted here, at
 the boundary. `index` is the image's stable position in the dataset (GLO learns one code per index).
@@ -31,8 +31,10 @@ from genzoo.errors import DataError
 KEY_SOURCES = {
     "label": "a labelled dataset (e.g. fashion-mnist, or class sub-folders)",
     "index": "a dataset of stored images (not data.domains)",
-    "a": "two domains: data.domains=[A, B] names two classes or class sub-folders",
-    "b": "two domains: data.domains=[A, B] names two classes or class sub-folders",
+    "a": "two domains: data.domains=[A, B] names two classes or class sub-folders, or a paired dataset "
+         "(paired-folder, edges2fashion)",
+    "b": "two domains: data.domains=[A, B] names two classes or class sub-folders, or a paired dataset "
+         "(paired-folder, edges2fashion)",
     "tokens": "a text dataset (data.name=fortunes, or data.name=text data.root=FILE)",
 }
 
