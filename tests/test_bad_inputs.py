@@ -306,6 +306,19 @@ CASES = [
     Case("paired/domains-on-pairs", "data.domains",
          lambda t, r: ["train", *PAIRED, "data.domains=[A, B]", f"data.root={files(t / 'p', GOOD)}", "--out", t / "new"]),
     Case("paired/unknown-direction", "data.direction", lambda t, r: ["train", *PAIRED, "data.direction=left"]),
+    # --- data: source and target (domain adaptation)
+    Case("target/unlabelled-source", "labelled source",
+         lambda t, r: ["train", *FOLDER, f"data.root={files(t / 'flat', GOOD)}", "data.target=fake", "--out", t / "new"]),
+    Case("target/text-as-target", "must be an image dataset",
+         lambda t, r: ["train", *VAE, "data.target.name=text", f"data.target.root={_write(t / 'a.txt', b'x' * 500)}"]),
+    Case("target/with-domains", "do not go together", lambda t, r: ["train", *VAE, "data.domains=[0, 1]", "data.target=fake"]),
+    Case("target/without-a-name", "data.target.name", lambda t, r: ["train", *VAE, "data.target.split=test"]),
+    Case("target/unknown-key", "data.target.splt", lambda t, r: ["train", *VAE, "data.target=fake", "data.target.splt=test"]),
+    Case("target/unknown-dataset", "unknown dataset", lambda t, r: ["train", *VAE, "data.target=mnist-m"]),
+    Case("target/missing-folder", "does not exist",
+         lambda t, r: ["train", *VAE, "data.target.name=image-folder", f"data.target.root={t / 'missing'}"]),
+    Case("target/on-a-text-dataset", "data.target means nothing",
+         lambda t, r: ["train", *TEXT, f"data.root={_write(t / 'a.txt', b'x' * 500)}", "data.target=fake"]),
     # --- data: any dataset
     Case("data/unknown-dataset", "unknown dataset", lambda t, r: ["train", *VAE, "data.name=cifar-11"]),
     Case("data/fewer-images-than-a-batch", "fewer than one batch", lambda t, r: ["train", *VAE, "data.max_images=4"]),
@@ -507,7 +520,7 @@ def test_bad_input_ends_in_one_sentence_exit_2_nothing_damaged(case: Case, built
 
 def test_the_corpus_covers_every_command_and_is_big_enough():
     groups = {c.id.split("/")[0] for c in CASES}
-    assert {"config", "yaml", "images", "fmnist", "text", "paired", "data", "train", "resume", "sample", "eval", "report", "demo",
+    assert {"config", "yaml", "images", "fmnist", "text", "paired", "target", "data", "train", "resume", "sample", "eval", "report", "demo",
             "latent", "cli"} <= groups
     assert len(CASES) >= 30 and len({c.id for c in CASES}) == len(CASES)
     assert sum(c.process for c in CASES) >= 2

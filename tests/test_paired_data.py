@@ -13,7 +13,7 @@ from PIL import Image
 
 import genzoo  # noqa: F401  (fills the registries)
 from genzoo.config import DataConfig
-from genzoo.data import BatchStream, PairedData, build_dataset
+from genzoo.data import BatchStream, Dataset, PairedData, build_dataset
 from genzoo.data.paired import _cache_folder, canny_edges
 from genzoo.errors import DataError
 
@@ -42,7 +42,7 @@ def test_aligned_images_are_cut_into_left_and_right_halves(tmp_path):
     save(tmp_path / "0.png", columns(3, 7))  # odd width: A = columns 0..2, B = columns 3..6 (then cropped to 3)
     save(tmp_path / "1.png", columns(3, 6, offset=100))
     data = build(name="paired-folder", root=str(tmp_path), image_size=3)
-    assert data.keys == ("a", "b", "index") and len(data) == 2
+    assert isinstance(data, Dataset) and data.keys == ("a", "b", "index") and len(data) == 2
     assert data.info.paired is True and data.info.domains == ("A", "B")
     assert data.info.channels == 1 and data.info.image_size == 3
     assert data.images_a[0, 0].tolist() == columns(3, 3).tolist()

@@ -9,7 +9,7 @@ import torch
 
 import genzoo  # noqa: F401  (fills the registries)
 from genzoo.config import DataConfig
-from genzoo.data import BatchStream, TextData, build_dataset
+from genzoo.data import BatchStream, Dataset, TextData, build_dataset
 from genzoo.data import text as text_module
 from genzoo.data.text import decode, encode
 from genzoo.errors import DataError
@@ -34,7 +34,7 @@ def test_tokens_are_the_sorted_characters_and_windows_share_one_token(tmp_path):
     data = build(name="text", root=str(corpus), split="all", sequence_length=3)
     info = data.info
     assert info.vocabulary == "\nabcde" and info.vocab_size == 6 and info.sequence_length == 3
-    assert data.keys == ("tokens", "index") and len(data) == 3 == info.num_images  # (11 - 1) // 3 windows
+    assert isinstance(data, Dataset) and data.keys == ("tokens", "index") and len(data) == 3 == info.num_images  # (11 - 1) // 3
     batch = data.batch(torch.arange(3))
     assert batch["tokens"].dtype == torch.int64 and batch["tokens"].shape == (3, 4)
     assert batch["tokens"].tolist() == [[1, 2, 3, 1], [1, 2, 4, 1], [1, 2, 3, 5]]  # "abca", "abda", "abce"

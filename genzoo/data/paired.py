@@ -125,8 +125,8 @@ def _two_folders(folder_a: Path, folder_b: Path) -> list[tuple[Path, Path]]:
     if only_a or only_b:
         unmatched = [f"{len(names)} in {folder} without a partner ({', '.join(names[:3])}{', ...' * (len(names) > 3)})"
                      for names, folder in ((only_a, folder_a), (only_b, folder_b)) if names]
-        raise DataError(f"paired folders need the same file names in A/ and B/, but there are {' and '.join(unmatched)}; "
-                        "remove or rename them.")
+        raise DataError(f"paired folders need the same file names in A/ and B/, but there are "
+                        f"{' and '.join(unmatched)}; remove or rename them.")
     return [(a[stem], b[stem]) for stem in sorted(a)]
 
 
@@ -134,8 +134,8 @@ def _halves(image: Tensor, path: Path) -> tuple[Tensor, Tensor]:
     """An aligned A|B image (1, C, H, W) cut into its left and right halves."""
     half = image.shape[-1] // 2
     if half == 0:
-        raise DataError(f"image {str(path)!r} is {image.shape[-1]} pixel wide, too narrow to hold A and B side by side; "
-                        "remove it, or use folders A/ and B/.")
+        raise DataError(f"image {str(path)!r} is {image.shape[-1]} pixel wide, too narrow to hold A and B side by "
+                        "side; remove it, or use folders A/ and B/.")
     return image[..., :half], image[..., half:]
 
 
@@ -155,7 +155,7 @@ def paired_folder(config: DataConfig) -> PairedData:
         folder_a = folder_b = folder
         pairs, aligned = [(path, path) for path in find_images(folder)], True  # one file holds both
     notes = []
-    if config.split == "test" and folder_a.name not in SPLIT_FOLDERS["test"] and folder.name not in SPLIT_FOLDERS["test"]:
+    if config.split == "test" and not {folder.name, folder_a.name} & set(SPLIT_FOLDERS["test"]):
         notes.append(f"{root} has no test/ or val/ sub-folder; split 'test' reads all of its pairs.")
     pairs = pairs[: config.max_images]
     files = [a for a, _ in pairs] if aligned else [path for pair in pairs for path in pair]

@@ -35,7 +35,6 @@ from genzoo.registry import DATASETS
 
 TRAIN_FRACTION = (9, 10)  # split=train: the first 9/10 of the token stream; test: the rest
 FORTUNES = Path("/usr/share/games/fortunes")  # Debian package `fortunes`
-IMAGE_KEYS = ("image_size", "channels", "domains")  # DataConfig keys that mean nothing for text
 
 
 @dataclass
@@ -128,8 +127,8 @@ def _read(files: list[Path], tokens: str) -> tuple[np.ndarray, str | None]:
         try:
             texts.append(content.decode("utf-8"))
         except UnicodeDecodeError as error:
-            raise DataError(f"{str(path)!r} is not UTF-8 text (byte 0x{content[error.start]:02x} at offset {error.start}); "
-                            "convert it to UTF-8 or set data.tokens=bytes.") from None
+            raise DataError(f"{str(path)!r} is not UTF-8 text (byte 0x{content[error.start]:02x} at offset "
+                            f"{error.start}); convert it to UTF-8 or set data.tokens=bytes.") from None
     codes = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32)  # (n,) code points
     if codes.size == 0:
         return np.zeros(0, dtype=np.int64), ""
@@ -141,9 +140,6 @@ def _read(files: list[Path], tokens: str) -> tuple[np.ndarray, str | None]:
 
 def load_text(files: list[Path], config: DataConfig, name: str, where: str) -> TextData:
     """Read `files` as one token stream, take `config.split` of it and cut it into windows."""
-    for key in IMAGE_KEYS:
-        if getattr(config, key) is not None:
-            raise DataError(f"dataset {name!r} holds text, so data.{key} means nothing for it; leave data.{key} unset.")
     stream, vocabulary = _read(files, config.tokens)
     n, length = len(stream), config.sequence_length
     if n == 0:
@@ -157,7 +153,8 @@ def load_text(files: list[Path], config: DataConfig, name: str, where: str) -> T
     part = {"train": "the first 90%", "test": "the last 10%", "all": "all"}[config.split]
     data = TextData(torch.from_numpy(stream[start:stop]), length, vocabulary, max_windows=config.max_images)
     data.source = (f"{name}: {n:,} {unit} in {len(files)} file{'s' * (len(files) != 1)} from {where}; split "
-                   f"{config.split!r} = {part} of the stream, tokens [{start:,}, {stop:,}): {len(data):,} windows of {length + 1}")
+                   f"{config.split!r} = {part} of the stream, tokens [{start:,}, {stop:,}): "
+                   f"{len(data):,} windows of {length + 1}")
     return data
 
 
