@@ -75,15 +75,10 @@ class Trainer:
             for note in self.data.notes:
                 console.print(f"[yellow]note:[/] {note}", soft_wrap=True, highlight=False)
         family = MODELS.get(self.config.family)
+        self._check_keys(family.requires)  # what every model of the family needs, before it is sized or built
         check_model_fits(family, self.config.model, self.data.info, train.batch_size, self.device)
         self.model: GenerativeModel = family(self.config.model, self.data.info).to(self.device)
-        missing = set(self.model.requires) - set(self.data.keys)
-        if missing:
-            raise DataError(
-                f"this {self.config.family} model needs batch keys {sorted(missing)} that dataset "
-                f"{self.config.data.name!r} does not provide (it has {list(self.data.keys)}); use "
-                + "; ".join(dict.fromkeys(KEY_SOURCES.get(key, f"a dataset with {key!r}") for key in sorted(missing))) + "."
-            )
+        self._check_keys(self.model.requires)  # and what this one needs (e.g. labels when conditional)
         self.channels_last = train.channels_last if train.channels_last is not None else self.device.type == "cuda"
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -120,6 +115,15 @@ class Trainer:
     def note(self, message: str) -> None:
         if self.is_main:
             console.print(f"[yellow]note:[/] {message}", soft_wrap=True, highlight=False)
+
+    def _check_keys(self, requires: tuple[str, ...]) -> None:
+        missing = set(requires) - set(self.data.keys)
+        if missing:
+            raise DataError(
+                f"this {self.config.family} model needs batch keys {sorted(missing)} that dataset "
+                f"{self.config.data.name!r} does not provide (it has {list(self.data.keys)}); use "
+                + "; ".join(dict.fromkeys(KEY_SOURCES.get(key, f"a dataset with {key!r}") for key in sorted(missing))) + "."
+            )
 
     def _layout(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """The batch in the layout the convolutions run in (channels_last on CUDA): every 4-D float tensor."""
