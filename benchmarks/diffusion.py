@@ -231,6 +231,8 @@ def images_per_second(step, batch: int, warmup: int, iterations: int, device: to
 def speed(args: argparse.Namespace) -> None:
     from diffusers import DDIMScheduler, DDPMScheduler
 
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda but no CUDA GPU is visible; use --device auto or cpu.")
     device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu")
     on_gpu = device.type == "cuda"
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # "fp32" on CUDA means tf32 matmuls

@@ -20,7 +20,7 @@
 # there is no network there). A dry run installs nothing: it uses $GPU_CHECK_PYTHON, else the repo's
 # .venv/bin/python, else python3, with PYTHONPATH set to this checkout.
 # Environment: GPU_CHECK_BUDGET (seconds, default 480), GPU_CHECK_DRY_RUN=1 (same as --cpu-dry-run),
-# GPU_CHECK_PYTHON (the interpreter).
+# GPU_CHECK_PYTHON (the interpreter), GPU_CHECK_SITE (where the wheels go, default /tmp/site).
 set -uo pipefail
 
 usage() { echo "usage: bash benchmarks/gpu_check.sh OUTDIR [--cpu-dry-run]" >&2; exit 2; }
@@ -39,6 +39,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 mkdir -p "$OUT" || exit 2
 OUT=$(cd "$OUT" && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/genzoo-gpu-check.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
 BUDGET=${GPU_CHECK_BUDGET:-480}  # seconds for everything, the wheel install included
 RESERVE=10                       # kept back for the report at the end
 MIN_PART=20                      # a part is not started with less than this left
@@ -57,7 +58,8 @@ if [ "$DRY" = 1 ]; then
     DEVICE=cpu
 else
     PY=${GPU_CHECK_PYTHON:-python3}
-    export PYTHONPATH=/tmp/site:$REPO
+    SITE=${GPU_CHECK_SITE:-/tmp/site}  # where the carried wheels are installed
+    export PYTHONPATH=$SITE:$REPO
     DEVICE=cuda
 fi
 
@@ -76,7 +78,7 @@ run_part() {
     local left=$((BUDGET - (SECONDS - START) - RESERVE))
     ((limit > left)) && limit=$left
     if ((limit < MIN_PART)); then
-        record "$key" "$title" "" "" "" "$limit" "" "" "not run: $((SECONDS - START)) s of the $BUDGET s budget spent"
+        record "$key" "$title" "" "" "" 0 "" "" "not run: $((SECONDS - START)) s of the $BUDGET s budget spent"
         echo "== $title: skipped, the budget is spent" | tee -a "$LOG"
         return
     fi
@@ -102,7 +104,7 @@ if [ "$DRY" = 1 ]; then
     skip_part install "install wheels" "dry run: $PY's own packages"
 elif compgen -G ".whl/*.whl" > /dev/null; then
     run_part install "install wheels" 30 "" \
-        "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+        "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl
 else
     record install "install wheels" 1 "$(date +%s.%N)" "$(date +%s.%N)" 0 "" "" \
         "no .whl/*.whl: run bash benchmarks/gpu_wheels.sh before the call and carry .whl"
@@ -116,11 +118,13 @@ if [ "$DRY" = 1 ]; then
     DIFFUSION=(--smoke --batch 2 --iterations 1 --samples 1)
     EVAL=(--num 500 --batch 250)
     COMPILE=(env TORCH_COMPILE_DISABLE=1)  # compiling takes minutes on a small CPU: the code path only
+    COMPILE_TITLE="diffusion, compile (off)"
 else
     TRAIN=(--batches 64,512)
     DIFFUSION=()
     EVAL=()
     COMPILE=()
+    COMPILE_TITLE="diffusion, torch.compile"
 fi
 run_part train_speed "DCGAN train speed" 75 "$OUT/train_speed.json" \
     "$PY" benchmarks/train_speed.py --device "$DEVICE" ${TRAIN[@]+"${TRAIN[@]}"} --json "$OUT/train_speed.json"
@@ -132,12 +136,10 @@ XDIST=()
 "$PY" -c "import xdist" 2> /dev/null && XDIST=(-n 2)  # the two 5,000-step runs side by side: they are launch-bound
 run_part gpu_tests "gpu tests (pytest -m gpu)" 170 "$OUT/pytest_gpu.xml" \
     "$PY" -m pytest -m gpu -v -p no:cacheprovider ${XDIST[@]+"${XDIST[@]}"} --junitxml="$OUT/pytest_gpu.xml"
-run_part diffusion_compile "diffusion, torch.compile" 240 "$OUT/diffusion_speed_compile.json" \
+run_part diffusion_compile "$COMPILE_TITLE" 240 "$OUT/diffusion_speed_compile.json" \
     ${COMPILE[@]+"${COMPILE[@]}"} "$PY" benchmarks/diffusion.py speed --device "$DEVICE" ${DIFFUSION[@]+"${DIFFUSION[@]}"} --compile \
     --json "$OUT/diffusion_speed_compile.json"
 
 # ---------------------------------------------------------------------------- one JSON, one table
 "$PY" benchmarks/gpu_report.py report "$PARTS" "$OUT/gpu_check.json" --budget "$BUDGET" $([ "$DRY" = 1 ] && echo --dry-run)
-status=$?
-rm -rf "$WORK"
-exit $status
+exit $?

@@ -104,9 +104,9 @@ def summarise_diffusion(result: dict) -> str:
     ours = next(row for name, row in results.items() if name.startswith("genzoo"))
     others = [("bf16" if "bf16" in name else "fp32", row) for name, row in results.items() if name.startswith("diffusers")]
     pieces = []
-    for what, key in (("train", "train_images_per_s"), ("DDIM-50", "ddim50_samples_per_s")):
+    for what, key, unit in (("train", "train_images_per_s", "img/s"), ("DDIM-50", "ddim50_samples_per_s", "samples/s")):
         ratios = ", ".join(f"{ours[key] / row[key]:.2f}x {label}" for label, row in others)
-        pieces.append(f"{what} {ours[key]:,.1f}/s = {ratios}")
+        pieces.append(f"{what} {ours[key]:,.1f} {unit} = {ratios}")
     return "; ".join(pieces) + " diffusers"
 
 
@@ -130,7 +130,7 @@ SUMMARIES = {"environment": summarise_environment, "train_speed": summarise_trai
              "eval_speed": summarise_eval_speed, "gpu_tests": summarise_tests}
 
 
-def part_record(part: dict) -> dict:
+def part_record(part: dict, dry_run: bool = False) -> dict:
     status = status_of(part["rc"])
     seconds = float(part["ended"]) - float(part["started"]) if part["started"] and part["ended"] else 0.0
     result = load_result(part["result_file"])
@@ -150,6 +150,9 @@ def part_record(part: dict) -> dict:
         summary = f"{reason}: {summary}" if summary and not lines else f"{reason}: {last}" + (f" [{summary}]" if summary else "")
     elif status == "ok" and result is None and part["result_file"]:
         status, summary = "failed", f"exit 0 but no readable result in {Path(part['result_file']).name}"
+    elif status == "ok" and part["key"] == "gpu_tests" and not dry_run and not any(
+            test["outcome"] == "passed" for test in result["tests"]):  # skipped everywhere: nothing was checked
+        status, summary = "failed", f"no gpu test passed: {summary}"
     return {"key": part["key"], "title": part["title"], "status": status, "rc": int(part["rc"]) if part["rc"] else None,
             "seconds": round(seconds, 1), "limit_s": int(part["limit_s"] or 0), "summary": summary,
             "result_file": Path(part["result_file"]).name if part["result_file"] else None, "result": result,
@@ -160,7 +163,7 @@ def part_record(part: dict) -> dict:
 
 
 def report(parts: list[dict], budget: int, dry_run: bool) -> dict:
-    records = [part_record(part) for part in parts]
+    records = [part_record(part, dry_run) for part in parts]
     environment = next((r["result"] for r in records if r["key"] == "environment" and r["result"]), {})
     starts = [float(p["started"]) for p in parts if p["started"]]
     ends = [float(p["ended"]) for p in parts if p["ended"]]

@@ -90,8 +90,8 @@ def test_gpu_report_aggregates_the_parts_into_one_json_and_one_table(tmp_path):
         "diffusers 0.42.1",
         "DCGAN train speed           ok           40.0     75  b64: 26,000 img/s = 5.20x eager; b512: 61,000 img/s = "
         "2.44x eager",
-        "diffusion vs diffusers      ok           50.0    105  train 3,000.0/s = 2.00x fp32, 1.50x bf16; DDIM-50 400.0/s "
-        "= 4.00x fp32, 3.20x bf16 diffusers",
+        "diffusion vs diffusers      ok           50.0    105  train 3,000.0 img/s = 2.00x fp32, 1.50x bf16; DDIM-50 "
+        "400.0 samples/s = 4.00x fp32, 3.20x bf16 diffusers",
         "eval speed                  ok           60.0    110  50,000 vs 50,000: features 20.0 s (5,000 img/s), + 4 "
         "metrics 25.0 s; torchmetrics FID 22.5 s; FID diff 2e-06",
         "gpu tests (pytest -m gpu)   failed      163.0    170  exit 1: 1 passed, 1 failed (test_bf16[wgan-gp-gan]); "
@@ -116,6 +116,13 @@ def test_gpu_report_aggregates_the_parts_into_one_json_and_one_table(tmp_path):
     assert gpu_report.main(["report", str(ok_parts), str(out), "--quiet"]) == 0  # all ok: exit 0
     assert json.loads(out.read_text())["all_ok"] is True
     assert gpu_report.main(["report", str(tmp_path / "parts.tsv"), str(out), "--quiet"]) == 1
+
+    # gpu tests that all skipped checked nothing: a failure on the GPU machine, fine in a CPU dry run
+    (tmp_path / "tests.xml").write_text('<testsuites><testsuite><testcase classname="t" name="a" time="0.1">'
+                                        '<skipped message="needs a CUDA GPU"/></testcase></testsuite></testsuites>')
+    for dry_run, status in ((False, "failed"), (True, "ok")):
+        record = gpu_report.part_record(gpu_report.read_parts(tmp_path / "parts.tsv")[5] | {"rc": "0"}, dry_run)
+        assert record["status"] == status and record["summary"].endswith("1 skipped; longest 0 s")
 
 
 def test_the_reference_libraries_the_tests_compare_against_are_installed():
