@@ -258,8 +258,10 @@ def speed(args: argparse.Namespace) -> None:
         optimizer.step()
 
     name = "genzoo (" + ("bf16 + channels_last + fused AdamW" if on_gpu else "fp32") + (" + compile)" if args.compile else ")")
+    print(f"{name}: training, batch {batch}", flush=True)  # progress lines: a log cut short says where it stopped
     results[name] = {"train_images_per_s": images_per_second(genzoo_step, batch, warmup, iterations, device)}
     model.eval()
+    print(f"{name}: DDIM-50, {num_samples} samples", flush=True)
     # warm-up with the timed batch and sampler, so that eval mode and the batch size are compiled (and tuned) here
     model.generate(num_samples, sampler="ddim", steps=2)
     synchronize(device)
@@ -276,6 +278,7 @@ def speed(args: argparse.Namespace) -> None:
     noising = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear")
     diffusers_parameters = None
     for variant, fast in variants:
+        print(f"{variant}: training, batch {batch}", flush=True)
         unet = diffusers_cifar_unet(device, channels_last=fast, unet=unet_config)
         diffusers_parameters = sum(p.numel() for p in unet.parameters())
         optimizer = torch.optim.AdamW(unet.parameters(), lr=2e-4, fused=fast)
@@ -293,6 +296,7 @@ def speed(args: argparse.Namespace) -> None:
 
         results[variant] = {"train_images_per_s": images_per_second(diffusers_step, batch, warmup, iterations, device)}
         unet.eval()
+        print(f"{variant}: DDIM-50, {num_samples} samples", flush=True)
         sampler = DDIMScheduler(num_train_timesteps=1000, beta_schedule="linear", timestep_spacing="linspace")
         sampler.set_timesteps(50)
         synchronize(device)

@@ -84,12 +84,14 @@ def main() -> None:
     batches = lambda x: (x[i : i + args.batch].float().to(device) / 127.5 - 1 for i in range(0, len(x), args.batch))  # noqa: E731
 
     timings = {}
+    print(f"{network.name} features of {n:,} + {n:,} images", flush=True)  # progress: a log cut short says where
     synchronize(device)
     start = time.perf_counter()
     real_set = extract(batches(real), network, "real", device)
     fake_set = extract(batches(fake), network, "fake", device)
     synchronize(device)
     timings["features"] = time.perf_counter() - start
+    print("FID, KID, precision/recall, density/coverage", flush=True)
     start = time.perf_counter()
     scores = {"fid": fid_from_moments(real_set.moments, fake_set.moments)}
     scores["kid"] = kernel_inception_distance(real_set.features, fake_set.features, num_subsets=100,
@@ -102,6 +104,7 @@ def main() -> None:
 
     from torchmetrics.image.fid import FrechetInceptionDistance
 
+    print("torchmetrics FID", flush=True)
     reference = FrechetInceptionDistance(feature=TorchmetricsFeatures(network), normalize=False).to(device)
     synchronize(device)
     start = time.perf_counter()

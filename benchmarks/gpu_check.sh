@@ -20,7 +20,8 @@
 # there is no network there). A dry run installs nothing: it uses $GPU_CHECK_PYTHON, else the repo's
 # .venv/bin/python, else python3, with PYTHONPATH set to this checkout.
 # Environment: GPU_CHECK_BUDGET (seconds, default 480), GPU_CHECK_DRY_RUN=1 (same as --cpu-dry-run),
-# GPU_CHECK_PYTHON (the interpreter), GPU_CHECK_SITE (where the wheels go, default /tmp/site).
+# GPU_CHECK_SCALE (an integer multiplying every limit and the default budget, e.g. 3 for a dry run on a busy
+# machine), GPU_CHECK_PYTHON (the interpreter), GPU_CHECK_SITE (where the wheels go, default /tmp/site).
 set -uo pipefail
 
 usage() { echo "usage: bash benchmarks/gpu_check.sh OUTDIR [--cpu-dry-run]" >&2; exit 2; }
@@ -40,7 +41,8 @@ mkdir -p "$OUT" || exit 2
 OUT=$(cd "$OUT" && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/genzoo-gpu-check.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
-BUDGET=${GPU_CHECK_BUDGET:-480}  # seconds for everything, the wheel install included
+SCALE=${GPU_CHECK_SCALE:-1}      # an integer that multiplies every limit (a slow or busy machine)
+BUDGET=${GPU_CHECK_BUDGET:-$((480 * SCALE))}  # seconds for everything, the wheel install included
 RESERVE=10                       # kept back for the report at the end
 MIN_PART=20                      # a part is not started with less than this left
 START=$SECONDS
@@ -75,6 +77,7 @@ record() {
 run_part() {
     local key=$1 title=$2 limit=$3 result=$4
     shift 4
+    limit=$((limit * SCALE))
     local left=$((BUDGET - (SECONDS - START) - RESERVE))
     ((limit > left)) && limit=$left
     if ((limit < MIN_PART)); then
