@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import Tensor
 
 
@@ -60,3 +62,25 @@ def read_log(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue  # a line cut by a crash
     return records
+
+
+# ----------------------------------------------------------------------------- on the console
+
+
+def progress_bar(console: Console, enabled: bool) -> Progress:
+    """Bar, step count, speed and time left first (they fit 80 columns); the losses after them."""
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+        TextColumn("{task.fields[speed]}"), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[losses]}"),
+        console=console, disable=not enabled, transient=False,
+    )
+
+
+def progress_losses(record: dict[str, Any]) -> str:
+    """Losses for the progress bar, each with its phase: `disc/loss_d_real=0.61`."""
+    return " ".join(f"{k}={v:.3g}" for k, v in record.items() if "/" in k and not k.startswith("schedule/"))
+
+
+def format_record(record: dict[str, Any], total: int) -> str:
+    losses = " ".join(f"{k}={v:.4g}" for k, v in record.items() if "/" in k)
+    return f"step {record['step']}/{total}  {record['images_per_s']:,.0f} img/s  {losses}"
