@@ -14,20 +14,19 @@ import torch
 from torch import nn
 
 from genzoo.errors import GenzooError
-from genzoo.metrics import functional
+from genzoo.metrics import functional, manifold
 from genzoo.metrics.functional import (
     RunningMoments,
     check_fid_sample_count,
     class_variety,
-    density_coverage,
     fid_from_moments,
     frechet_distance,
     inception_score,
     kernel_inception_distance,
     mmd2_unbiased,
     mse_psnr,
-    precision_recall,
 )
+from genzoo.metrics.manifold import density_coverage, precision_recall
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Metric .* will save all extracted features:UserWarning"),
@@ -269,6 +268,7 @@ def test_chunked_sums_match_whole_matrices(features, monkeypatch):
     whole_mmd = mmd2_unbiased(real, fake)
     whole_pr, whole_dc = precision_recall(real, fake, k=3), density_coverage(real, fake, k=5)
     monkeypatch.setattr(functional, "_BLOCK_ELEMENTS", 10_000)  # blocks of 50-66 rows
+    monkeypatch.setattr(manifold, "_BLOCK_ELEMENTS", 10_000)
     assert mmd2_unbiased(real, fake) == pytest.approx(whole_mmd, rel=1e-10)
     assert precision_recall(real, fake, k=3) == whole_pr
     assert density_coverage(real, fake, k=5) == whole_dc

@@ -14,13 +14,12 @@ from genzoo.metrics.context import EvalContext, Score
 from genzoo.metrics.functional import (
     check_fid_sample_count,
     class_variety,
-    density_coverage,
     frechet_distance,
     inception_score,
     kernel_inception_distance,
     mse_psnr,
-    precision_recall,
 )
+from genzoo.metrics.manifold import density_coverage, precision_recall
 from genzoo.models.base import CanReconstruct
 from genzoo.errors import GenzooError
 from genzoo.registry import METRICS
