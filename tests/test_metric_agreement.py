@@ -23,7 +23,8 @@ from scipy.spatial.distance import cdist
 from genzoo.config import DataConfig
 from genzoo.data import build_dataset
 from genzoo.metrics.features import load_features
-from genzoo.metrics.functional import RunningMoments, fid_from_moments, inception_score, kernel_inception_distance, mmd2_unbiased
+from genzoo.metrics.functional import (RunningMoments, fid_from_moments, inception_score, kernel_inception_distance,
+                                       mmd2_unbiased)
 from genzoo.metrics.manifold import density_coverage, precision_recall
 
 pytestmark = [

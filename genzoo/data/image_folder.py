@@ -57,7 +57,7 @@ def image_folder(config: DataConfig) -> ImageData:
     mode = "L" if channels == 1 else "RGB"
     tensors = []
     for path, image in zip(files, opened):
-        array = np.array(_to_8bit(image).convert(mode), dtype=np.uint8).reshape(image.height, image.width, channels)
+        array = np.array(to_8bit(image).convert(mode), dtype=np.uint8).reshape(image.height, image.width, channels)
         tensors.append(resize_crop(torch.from_numpy(array).permute(2, 0, 1)[None], size))  # (1, C, s, s)
     classes = sorted({p.parent.relative_to(root).parts[0] for p in files if p.parent != root})
     labels, num_classes = None, None
@@ -69,7 +69,7 @@ def image_folder(config: DataConfig) -> ImageData:
                      class_names=classes if labels is not None else None)
 
 
-def _to_8bit(image: Image.Image) -> Image.Image:
+def to_8bit(image: Image.Image) -> Image.Image:
     """16- and 32-bit grey images scaled to 8 bits, keeping their range; RGBA and palette as RGB(A)."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         array = np.asarray(image, dtype=np.float64)
