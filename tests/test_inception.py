@@ -231,10 +231,10 @@ def test_folders_go_through_pytorch_fids_pipeline(tmp_path, random_weights, pyto
 def test_folder_evaluation_with_inception_defaults_to_pytorch_fids_pipeline(tmp_path, random_weights):
     from genzoo.metrics.evaluate import evaluate_folders
 
-    folder = _image_folder(tmp_path / "images", [(64, 48), (64, 48)], seed=5)
-    (score,) = evaluate_folders(folder, folder, ["kid"], extractor="inception", extractor_weights=str(random_weights[0]))
+    folder = _image_folder(tmp_path / "images", [(64, 48)], seed=5)
+    score, _ = evaluate_folders(folder, folder, ["variety"], extractor="inception", extractor_weights=str(random_weights[0]))
     assert score.protocol["folder_resize"] == "pytorch-fid" and score.protocol["resize"] == RESIZE
     assert "as RGB at its own size" in score.protocol["folder_pipeline"]
     with pytest.raises(GenzooError):
-        evaluate_folders(folder, folder, ["kid"], extractor="inception", extractor_weights=str(random_weights[0]),
+        evaluate_folders(folder, folder, ["variety"], extractor="inception", extractor_weights=str(random_weights[0]),
                          folder_resize="bicubic")

@@ -33,7 +33,7 @@ def compute(ctx: EvalContext, metrics: Iterable[str]) -> list[Score]:
     return [score for function in functions for score in function(ctx)]
 
 
-def _reference(config: DataConfig, data: Any) -> dict[str, Any]:
+def data_reference(config: DataConfig, data: Any) -> dict[str, Any]:
     """What the real images are, as loaded: the split they really are (None for data without splits), their
     source with absolute paths, and the loader's notes (e.g. a fallback to the embedded test split)."""
     reference = {"dataset": config.name, "split": getattr(data, "split", None), "source": data.source,
@@ -101,7 +101,7 @@ def evaluate(model_or_run: Any, metrics: Iterable[str] = DEFAULT_METRICS, *, dat
     for note in real.notes:
         print_note(note)
     num_real = min(num_real or max(num_samples, 10_000), len(real))
-    ctx = EvalContext(network, real, _reference(data_config, real), num_real,
+    ctx = EvalContext(network, real, data_reference(data_config, real), num_real,
                       model_batches(model, num_samples, batch_size, seed) if _needs_fake(metrics) else None,
                       num_samples, model=model, batch_size=batch_size, seed=seed, device=device,
                       protocol={"ema": bool(getattr(model, "uses_ema", False)), "sampler": sampling_protocol(model),

@@ -2,7 +2,8 @@
 
 A feature network maps images in [-1, 1] to `{"features": (B, D), "logits": (B, C)}` and carries
 what a score's protocol must state: its name, the sha256 of its weights and how images are resized
-to its input. Two are registered:
+to its input. Anything but float images in [-1, 1] is refused in one sentence: uint8 or [0, 255]
+images would give features of another input without a word. Two are registered:
 - `fmnist`: genzoo's own Fashion-MNIST classifier, shipped with the package (works offline);
 - `inception`: the FID Inception-v3 (Heusel et al. 2017), weights from `--inception-weights PATH`,
   `$GENZOO_INCEPTION`, or the standard pytorch-fid URL.

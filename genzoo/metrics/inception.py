@@ -17,7 +17,8 @@ Input convention: `forward(images)` takes float images in [-1, 1] (genzoo's conv
 They are resized to 299 x 299 exactly as pytorch-fid's `InceptionV3(resize_input=True,
 normalize_input=True)` does: to [0, 1] (u / 255), PyTorch bilinear interpolation with
 `align_corners=False` and no antialiasing, then to [-1, 1]; uint8 images give pytorch-fid's features
-bit for bit. torch-fidelity instead resizes with TF1's bilinear rule and scales uint8 as
+bit for bit (genzoo's `FeatureNetwork` wrapper, which evaluation uses, takes only floats in [-1, 1]
+and refuses uint8). torch-fidelity instead resizes with TF1's bilinear rule and scales uint8 as
 (u - 128) / 128, so its features differ from these (at 299 x 299, only by that scaling).
 
 Output: `{"features": (B, 2048) pool3, "logits": (B, 1008)}`. The logits are pool3 @ fc.weight.T
