@@ -196,6 +196,10 @@ def test_density_of_duplicated_rows_agrees_with_prdc(features, monkeypatch):
     ours = _ours_prdc(real, fake, k=5)
     assert ours == _prdc(real, fake, 5, exact=False, monkeypatch=monkeypatch)
     assert ours["density"] == 0 and ours["coverage"] == 0 and ours["precision"] == 0
+    collapsed = features[1000:1001].repeat(300, 1)  # a generator that makes one image: every fake radius is 0
+    real = features[:300]
+    ours = _ours_prdc(real, collapsed, k=5)
+    assert ours == _prdc(real, collapsed, 5, exact=False, monkeypatch=monkeypatch) and ours["recall"] == 0
 
 
 def test_density_of_memorised_samples_uses_exact_distances(features, monkeypatch):
@@ -212,6 +216,10 @@ def test_density_of_memorised_samples_uses_exact_distances(features, monkeypatch
     print("ours", ours, "prdc on exact distances", reference)
     assert ours == pytest.approx(reference, rel=1e-12, abs=0)
     assert reference["density"] > 0.85  # the exact copies count: 100 fakes x 6 balls each
+    # 30 distinct points within 1e-12 of one another: more near-ties than the k + 1 + 8 nearest looked at first
+    cluster = features[:1] + 1e-12 * torch.randn(30, 128, generator=generator, dtype=torch.float64)
+    real, fake = torch.cat([cluster, features[1000:1300]]), torch.cat([cluster[:10], features[1500:1700]])
+    assert _ours_prdc(real, fake, 3) == pytest.approx(_prdc(real, fake, 3, exact=True, monkeypatch=monkeypatch), abs=0)
 
 
 # ----------------------------------------------------------------------------------------------------

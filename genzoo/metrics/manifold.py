@@ -76,9 +76,12 @@ def _knn_radii_sq(x: Tensor, k: int) -> Tensor:
     """Squared distance from each row of x (n, D) to its k-th nearest other row: the (k+1)-th smallest
     squared distance counting the row itself (as prdc). Returns (n,).
 
-    A row j can be among the k+1 nearest of row i only if approx_ij - error <= ceiling_i, the largest
+    A row with k or more exact copies has radius 0 (duplicates, a collapsed generator). For the others, a
+    row j can be among the k+1 nearest of row i only if approx_ij - error <= ceiling_i, the largest
     approx + error among the k+1 nearest by the matrix product; all such j get exact distances."""
     pairs, radii, n = _Pairs(x, x), [], x.shape[0]
+    _, inverse, counts = torch.unique(x, dim=0, return_inverse=True, return_counts=True)
+    copies = counts[inverse]  # (n,): rows equal to each row, itself included
     width = min(n, k + 1 + _SPARE)  # nearest rows looked at by default
     step = _block_size(n)
     for start in range(0, n, step):
@@ -90,10 +93,13 @@ def _knn_radii_sq(x: Tensor, k: int) -> Tensor:
         index = torch.arange(start, min(start + step, n), device=x.device)[:, None]  # (b, 1)
         exact = pairs.exact(index, nearest.indices).masked_fill(~candidate, torch.inf)  # (b, width)
         radius = exact.kthvalue(k + 1, dim=1).values  # (b,)
-        crowded = candidate[:, -1] & (width < n)  # more candidates than looked at (many near-equal distances)
-        for i in crowded.nonzero().flatten().tolist():
-            row_candidates = (approx[i] - pairs.error <= ceiling[i]).nonzero().flatten()  # (c,)
-            radius[i] = pairs.exact(index[i], row_candidates).kthvalue(k + 1).values
+        duplicated = copies[rows] > k  # (b,)
+        radius[duplicated] = 0.0
+        crowded = (candidate[:, -1] & (width < n) & ~duplicated).nonzero().flatten()  # more candidates than looked at
+        if crowded.numel():  # many near-equal, not equal, distances: whole rows, exactly (rare)
+            rows_exact = pairs.exact(index[crowded], torch.arange(n, device=x.device)[None, :])  # (c, n)
+            rows_exact = rows_exact.masked_fill(approx[crowded] - pairs.error > ceiling[crowded], torch.inf)
+            radius[crowded] = rows_exact.kthvalue(k + 1, dim=1).values
         radii.append(radius)
     return torch.cat(radii)
 
