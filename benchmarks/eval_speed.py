@@ -29,8 +29,8 @@ from genzoo.config import DataConfig
 from genzoo.data import build_dataset
 from genzoo.metrics.context import extract
 from genzoo.metrics.features import load_features
-from genzoo.metrics.functional import (density_coverage, fid_from_moments, kernel_inception_distance,
-                                       precision_recall)
+from genzoo.metrics.functional import fid_from_moments, kernel_inception_distance
+from genzoo.metrics.manifold import density_coverage, precision_recall
 
 
 def synchronize(device: torch.device) -> None:

@@ -155,6 +155,7 @@ def eval_command(
     ema: Annotated[Optional[bool], typer.Option("--ema/--no-ema", help="Use the EMA weights \\[default: when the run has them].", show_default=False)] = None,
     real: Annotated[Optional[Path], typer.Option(help="Folder of real images (with --fake, instead of a run).")] = None,
     fake: Annotated[Optional[Path], typer.Option(help="Folder of generated images (with --real).")] = None,
+    folder_resize: Annotated[Optional[str], typer.Option(help="How --real/--fake files reach the network: pytorch-fid (read as RGB, the network's own resize, no crop) or crop (shorter side, antialiased, centre crop) \\[default: pytorch-fid for inception, crop for fmnist].", show_default=False)] = None,
     seed: Annotated[int, typer.Option(help="Seed of the samples and subsets.")] = 0,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per feature batch.")] = 500,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the scores with their protocols to this JSON file.")] = None,
@@ -179,9 +180,12 @@ def eval_command(
         if run is not None:
             raise GenzooError("give either a run folder or --real/--fake folders, not both.")
         scores = evaluate_folders(real, fake, names, num_samples=None if num_samples == 10_000 else num_samples,
-                                  extractor=extractor, extractor_weights=inception_weights, batch_size=batch_size, seed=seed)
+                                  extractor=extractor, extractor_weights=inception_weights, folder_resize=folder_resize,
+                                  batch_size=batch_size, seed=seed)
     elif run is None:
         raise GenzooError("give a run folder to evaluate, or --real DIR --fake DIR.")
+    elif folder_resize is not None:
+        raise GenzooError("--folder-resize applies to --real/--fake folders only; drop it when evaluating a run.")
     else:
         scores = evaluate(run, names, split=split, num_samples=num_samples, num_real=num_real, extractor=extractor,
                           extractor_weights=inception_weights, ema=ema, batch_size=batch_size, seed=seed)
@@ -194,6 +198,11 @@ def eval_command(
     out.print(f"protocol: extractor {first.get('extractor')} (sha256 {str(first.get('extractor_sha256'))[:12]}…), "
               f"resize: {first.get('resize')}; reference: {json.dumps(first.get('reference'))}; "
               f"EMA: {first.get('ema')}; seed {first.get('seed')}", soft_wrap=True, highlight=False)
+    if first.get("folder_pipeline"):
+        out.print(f"folders: {first['folder_pipeline']}", soft_wrap=True, highlight=False)
+    for score in scores:
+        if score.protocol.get("note"):
+            out.print(f"{score.name}: {score.protocol['note']}", soft_wrap=True, highlight=False)
     if json_out is not None:
         from genzoo.io import atomic_write_text
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +15,8 @@ from test_cli import genzoo as cli
 
 import genzoo
 from genzoo.errors import GenzooError
+from genzoo.metrics.context import EvalContext
+from genzoo.metrics.features import load_features
 from genzoo.metrics.fmnist_net import WEIGHTS
 from genzoo.io import sha256
 from genzoo.api import make_trainer
@@ -37,7 +41,8 @@ def test_scores_of_a_run_carry_their_protocol(vae_run):
         assert PROTOCOL_KEYS <= set(score.protocol), score.name
         assert score.protocol["extractor_sha256"] == sha256(WEIGHTS)
         assert score.protocol["n_fake"] == 200 and score.protocol["n_real"] == 300
-        assert score.protocol["reference"]["dataset"] == "fake" and score.protocol["reference"]["split"] == "train"
+        assert score.protocol["reference"]["dataset"] == "fake"
+        assert score.protocol["reference"]["split"] is None  # the fake dataset has no splits
         assert score.protocol["ema"] is True and torch.isfinite(torch.tensor(score.value))
     values = {s.name: s.value for s in scores}
     assert values["fid-fmnist"] > 0 and 0 <= values["precision-fmnist"] <= 1 and 1 <= values["is-fmnist"] <= 10
@@ -124,7 +129,8 @@ def test_folders_of_mixed_sizes_modes_and_alpha(tmp_path):
     real = _folder(tmp_path / "real", images)
     fake = _folder(tmp_path / "mixed", mixed)
     scores = {s.name: s for s in genzoo.evaluate_folders(real, fake, ["fid", "dc"])}
-    assert scores["fid-fmnist"].value < 5 and "centre crop" in scores["fid-fmnist"].protocol["folder_resize"]
+    assert scores["fid-fmnist"].value < 5 and scores["fid-fmnist"].protocol["folder_resize"] == "crop"
+    assert "centre crop" in scores["fid-fmnist"].protocol["folder_pipeline"]
 
 
 def test_eval_cli(vae_run, tmp_path, capsys):
@@ -171,3 +177,122 @@ def test_elbo_metric_of_a_vae_and_its_closed_form_parts(vae_run):
     assert bits.name == "bits/dim" and bits.value == pytest.approx((score.value / 256 + math.log(128)) / math.log(2))
     with pytest.raises(GenzooError, match="needs a model with a likelihood"):
         genzoo.evaluate(make_trainer(tiny_config("gan"), vae_run.parent / "g", progress=False).fit().path, ["elbo"], num_samples=64)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Numbers that can be trusted: the feature network's input, KID's spread, the split, the cache
+# ----------------------------------------------------------------------------------------------------
+
+
+def _one_sentence(message: str) -> bool:
+    return "\n" not in message and message.endswith(".") and ". " not in message[:-1]
+
+
+def test_feature_network_refuses_images_it_does_not_expect():
+    network = load_features("fmnist")
+    data = genzoo.data.build_dataset(genzoo.config.DataConfig(name="fashion-mnist-sample"))
+    images = data.batch(torch.arange(8))["image"]  # (8, 1, 28, 28) in [-1, 1]
+    assert network(images)["features"].shape == (8, 128)
+    for bad in (data.images[:8], (images + 1) * 127.5, torch.full((8, 1, 28, 28), float("nan"))):
+        with pytest.raises(GenzooError) as error:  # uint8, [0, 255] floats, NaN: garbage features if accepted
+            network(bad)
+        assert _one_sentence(str(error.value)) and "[-1, 1]" in str(error.value), error.value
+
+
+def test_kid_of_whole_sets_reports_no_spread(vae_run):
+    (score,) = genzoo.evaluate(vae_run, ["kid"], num_samples=200, num_real=200)
+    assert score.std is None and score.protocol["subsets"] == 1 and "whole set" in score.protocol["note"]
+
+
+def test_the_protocol_records_the_split_the_data_really_has(vae_run, tmp_path, capsys):
+    model = genzoo.load(vae_run)
+    kwargs = {"num_samples": 150, "num_real": 150}
+    (score,) = genzoo.evaluate(model, ["fid"], data="fashion-mnist-sample", split="test", **kwargs)
+    assert score.protocol["reference"]["split"] == "test"
+    (default,) = genzoo.evaluate(model, ["fid"], data="fashion-mnist-sample", **kwargs)  # the config says train
+    assert default.protocol["reference"]["split"] == "test" and default.value == score.value
+    with pytest.raises(GenzooError) as error:  # only the test split exists: no score under another name
+        genzoo.evaluate(model, ["fid"], data="fashion-mnist-sample", split="train", **kwargs)
+    assert _one_sentence(str(error.value)) and "test split" in str(error.value)
+    # full Fashion-MNIST asked for: where it is missing, the embedded test split stands in, and the protocol says so
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    config = genzoo.config.DataConfig(name="fashion-mnist", root=str(empty))
+    fallback = bool(genzoo.data.build_dataset(config).notes)
+    (score,) = genzoo.evaluate(model, ["fid"], data=config, **kwargs)
+    assert score.protocol["reference"]["split"] == ("test" if fallback else "train")
+    assert bool(score.protocol["reference"].get("notes")) == fallback
+    code, _, err = cli(capsys, "eval", vae_run, "--metrics", "fid", "-n", "150", "--split", "test")
+    assert code == 2 and "has no splits" in err and len(err.strip().splitlines()) == 1, err  # `fake` has none
+
+
+def _fid_of_folder(model, folder):
+    config = genzoo.config.DataConfig(name="image-folder", root=str(folder), image_size=28, channels=1)
+    (score,) = genzoo.evaluate(model, ["fid"], data=config, num_samples=150, num_real=150)
+    return score
+
+
+def _replace_images(folder, offset):
+    for i, image in enumerate(_fashion_images(150, offset=offset)):
+        image.save(folder / f"{i}.png")
+
+
+def test_the_reference_cache_follows_the_images(vae_run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = genzoo.load(vae_run)
+    folder = _folder(tmp_path / "real", _fashion_images(150))
+    first = _fid_of_folder(model, "real")  # a relative folder: the protocol names it absolutely
+    assert str(folder.resolve()) in first.protocol["reference"]["source"]
+    _replace_images(folder, offset=500)  # the same names and count, other images
+    second = _fid_of_folder(model, "real")
+    assert second.value != first.value
+    assert len(list(Path(os.environ["GENZOO_CACHE"]).rglob("*.safetensors"))) == 2  # one entry per content
+    config = genzoo.config.DataConfig(name="image-folder", root=str(folder), image_size=28, channels=1)
+    (fresh,) = genzoo.evaluate(model, ["fid"], data=config, num_samples=150, num_real=150, use_cache=False)
+    assert second.value == fresh.value
+
+
+def _flip_a_bit_of_the_mean(path):
+    raw = bytearray(path.read_bytes())
+    header_length = int.from_bytes(raw[:8], "little")
+    start = json.loads(raw[8 : 8 + header_length])["moments.mean"]["data_offsets"][0]
+    raw[8 + header_length + start + 6] ^= 0x10  # a bit of the first mean's exponent side: a real change
+    path.write_bytes(bytes(raw))
+
+
+def _shift_the_mean_keeping_the_checksum(path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from genzoo.io import tensors_sha256
+
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+    tensors = load_file(str(path))
+    tensors["moments.mean"] = tensors["moments.mean"] + 0.5  # statistics that are not those of the features
+    save_file(tensors, str(path), metadata={**metadata, "sha256": tensors_sha256(tensors)})
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def test_a_damaged_cache_entry_is_recomputed_with_a_note(capsys):
+    network = load_features("fmnist")
+    data = genzoo.data.build_dataset(genzoo.config.DataConfig(name="fashion-mnist-sample", max_images=150))
+
+    def reference():
+        return EvalContext(network, data, {"dataset": "fashion-mnist-sample"}, 150, None, 0).real
+
+    first = reference()
+    (cached,) = list(Path(os.environ["GENZOO_CACHE"]).rglob("*.safetensors"))
+    for damage, phrase in ((_flip_a_bit_of_the_mean, "checksum"), (_shift_the_mean_keeping_the_checksum, "disagree"),
+                           (_truncate, "cannot be read")):
+        damage(cached)
+        capsys.readouterr()
+        again = reference()
+        err = capsys.readouterr().err
+        assert torch.equal(again.moments.mean, first.moments.mean) and torch.equal(again.features, first.features)
+        assert "note:" in err and phrase in err and "recomputing" in err, err
+    assert torch.equal(reference().moments.scatter, first.moments.scatter)  # the last recomputation was written whole
+    assert "note:" not in capsys.readouterr().err

@@ -13,10 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
 from genzoo.errors import GenzooError
-from genzoo.metrics.inception import FEATURE_DIM, NUM_CLASSES, FIDInceptionV3, load_inception
+from genzoo.metrics.features import load_features
+from genzoo.metrics.folders import load_folder
+from genzoo.metrics.inception import FEATURE_DIM, NUM_CLASSES, RESIZE, FIDInceptionV3, load_inception
 from genzoo.io import sha256
 
 TOLERANCE = 1e-4
@@ -189,3 +192,49 @@ def test_environment_variable_and_failed_download(monkeypatch, random_weights):
     monkeypatch.setenv("GENZOO_INCEPTION", str(random_weights[0]))
     _, digest = load_inception(None)
     assert digest == sha256(random_weights[0])
+
+
+# ----------------------------------------------------------------------------------------------------
+# Folders: pytorch-fid's own pipeline, on images that are not square
+# ----------------------------------------------------------------------------------------------------
+
+
+def _image_folder(path: Path, sizes: list[tuple[int, int]], seed: int) -> Path:
+    """Smooth random RGB PNGs of the given (width, height)."""
+    generator = torch.Generator().manual_seed(seed)
+    path.mkdir()
+    for i, (width, height) in enumerate(sizes):
+        coarse = torch.rand(1, 3, height // 8 + 1, width // 8 + 1, generator=generator)
+        smooth = F.interpolate(coarse, size=(height, width), mode="bilinear")[0]  # (3, height, width)
+        Image.fromarray((smooth.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()).save(path / f"{i}.png")
+    return path
+
+
+def test_folders_go_through_pytorch_fids_pipeline(tmp_path, random_weights, pytorch_fid_network):
+    from pytorch_fid.fid_score import get_activations
+
+    folder = _image_folder(tmp_path / "images", [(64, 48), (40, 56)], seed=4)
+    model, _ = pytorch_fid_network
+    files = sorted(folder.glob("*.png"))  # one file at a time: pytorch-fid cannot batch images of several sizes
+    theirs = torch.cat([torch.from_numpy(get_activations([f], model, batch_size=1, num_workers=0)) for f in files])
+    network = load_features("inception", str(random_weights[0]))
+    images, description = load_folder(folder, network, "pytorch-fid")
+    ours = network(images.batch(torch.arange(2))["image"])["features"]  # (2, 2048)
+    print(f"pytorch-fid pipeline vs pytorch-fid: {_relative_error(ours, theirs):.1e}")
+    assert _relative_error(ours, theirs) < TOLERANCE and "no crop" in description
+    cropped, description = load_folder(folder, network, "crop")  # the clean-fid-like option
+    other = network(cropped.batch(torch.arange(2))["image"])["features"]
+    print(f"crop pipeline vs pytorch-fid: {_relative_error(other, theirs):.1e}")
+    assert _relative_error(other, theirs) > 1e-2 and "centre crop" in description
+
+
+def test_folder_evaluation_with_inception_defaults_to_pytorch_fids_pipeline(tmp_path, random_weights):
+    from genzoo.metrics.evaluate import evaluate_folders
+
+    folder = _image_folder(tmp_path / "images", [(64, 48)], seed=5)
+    score, _ = evaluate_folders(folder, folder, ["variety"], extractor="inception", extractor_weights=str(random_weights[0]))
+    assert score.protocol["folder_resize"] == "pytorch-fid" and score.protocol["resize"] == RESIZE
+    assert "as RGB at its own size" in score.protocol["folder_pipeline"]
+    with pytest.raises(GenzooError):
+        evaluate_folders(folder, folder, ["variety"], extractor="inception", extractor_weights=str(random_weights[0]),
+                         folder_resize="bicubic")

@@ -75,6 +75,7 @@ class ImageData:
     source: str = ""  # where the images came from, for messages and reports
     notes: list[str] = field(default_factory=list)  # things the user should know (fallbacks)
     class_names: list[str] | None = None  # names of the label values, when the dataset has them
+    split: str | None = None  # the split these images really are (train, test, all); None: no splits
 
     def __post_init__(self) -> None:
         if len(self.images) == 0:

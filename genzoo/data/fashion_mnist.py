@@ -104,7 +104,8 @@ def fashion_mnist(config: DataConfig) -> ImageData:
     images = torch.from_numpy(np.concatenate([p[0] for p in parts]))[:, None]  # (N, 1, 28, 28) uint8
     labels = torch.from_numpy(np.concatenate([p[1] for p in parts]).astype(np.int64))  # (N,)
     source = f"Fashion-MNIST {'+'.join(splits)} from {folder}"
-    return ImageData(images, labels, num_classes=10, source=source, notes=notes, class_names=list(CLASSES))
+    return ImageData(images, labels, num_classes=10, source=source, notes=notes, class_names=list(CLASSES),
+                     split="all" if len(splits) == 2 else splits[0])
 
 
 @DATASETS.register("fashion-mnist-sample")
@@ -113,5 +114,5 @@ def fashion_mnist_sample(config: DataConfig) -> ImageData:
     images, labels = _load_split(EMBEDDED, "test")
     return ImageData(
         torch.from_numpy(images.copy())[:, None], torch.from_numpy(labels.astype(np.int64)), num_classes=10,
-        source="Fashion-MNIST test split embedded in genzoo", class_names=list(CLASSES),
+        source="Fashion-MNIST test split embedded in genzoo", class_names=list(CLASSES), split="test",
     )

@@ -72,11 +72,11 @@ def is_grey(image: Image.Image) -> bool:
 def pixels(image: Image.Image, channels: int) -> torch.Tensor:
     """A decoded image as uint8 (1, channels, H, W): 16-bit scaled to 8, colour to grey or grey to RGB."""
     mode = "L" if channels == 1 else "RGB"
-    array = np.array(_to_8bit(image).convert(mode), dtype=np.uint8).reshape(image.height, image.width, channels)
+    array = np.array(to_8bit(image).convert(mode), dtype=np.uint8).reshape(image.height, image.width, channels)
     return torch.from_numpy(array).permute(2, 0, 1)[None]
 
 
-def _to_8bit(image: Image.Image) -> Image.Image:
+def to_8bit(image: Image.Image) -> Image.Image:
     """16- and 32-bit grey images scaled to 8 bits, keeping their range; RGBA and palette as RGB(A)."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         array = np.asarray(image, dtype=np.float64)

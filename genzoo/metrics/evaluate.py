@@ -14,9 +14,10 @@ from genzoo.config import DataConfig, build_config
 from genzoo.data import build_dataset
 from genzoo.errors import GenzooError
 from genzoo.metrics.context import EvalContext, Score, model_batches
-from genzoo.data.base import ImageData
 from genzoo.metrics.features import FeatureNetwork, load_features
+from genzoo.metrics.folders import DEFAULT_FOLDER_RESIZE, load_folder
 from genzoo.registry import METRICS
+from genzoo.train.checkpoint import print_note
 
 DEFAULT_METRICS = ("fid", "kid", "is", "pr", "dc", "variety")
 
@@ -32,9 +33,28 @@ def compute(ctx: EvalContext, metrics: Iterable[str]) -> list[Score]:
     return [score for function in functions for score in function(ctx)]
 
 
-def _reference(config: DataConfig, data_source: str) -> dict[str, Any]:
-    return {"dataset": config.name, "split": config.split, "source": data_source,
-            "image_size": config.image_size, "channels": config.channels}
+def data_reference(config: DataConfig, data: Any) -> dict[str, Any]:
+    """What the real images are, as loaded: the split they really are (None for data without splits), their
+    source with absolute paths, and the loader's notes (e.g. a fallback to the embedded test split)."""
+    reference = {"dataset": config.name, "split": getattr(data, "split", None), "source": data.source,
+                 "image_size": config.image_size, "channels": config.channels}
+    return {**reference, "notes": list(data.notes)} if data.notes else reference
+
+
+def _check_split(split: str, config: DataConfig, data: Any) -> None:
+    """Refuse an explicit --split that the loaded data does not have, rather than label other images with it."""
+    if getattr(data, "split", None) == split:
+        return
+    if getattr(data, "split", None) is None:
+        raise GenzooError(f"dataset {config.name!r} has no splits, so --split {split} cannot be honoured; drop --split.")
+    raise GenzooError(f"--split {split} is not available here: {config.name!r} gave its {data.split} split "
+                      f"({data.source}); drop --split, or install the full dataset for its {split} split.")
+
+
+def _absolute_root(config: DataConfig) -> DataConfig:
+    if config.root is None:
+        return config
+    return config.model_copy(update={"root": str(Path(config.root).expanduser().resolve())})
 
 
 def evaluate(model_or_run: Any, metrics: Iterable[str] = DEFAULT_METRICS, *, data: DataConfig | str | None = None,
@@ -74,13 +94,18 @@ def evaluate(model_or_run: Any, metrics: Iterable[str] = DEFAULT_METRICS, *, dat
             raise GenzooError(f"--split {split!r} is not a split; choose one of: {', '.join(splits)}.")
         data_config = data_config.model_copy(update={"split": split})
     network = load_features(extractor, extractor_weights)
+    data_config = _absolute_root(data_config)
     real = build_dataset(data_config.model_copy(update={"max_images": None}))
+    if split is not None:
+        _check_split(split, data_config, real)
+    for note in real.notes:
+        print_note(note)
     num_real = min(num_real or max(num_samples, 10_000), len(real))
-    ctx = EvalContext(network, real, _reference(data_config, real.source), num_real,
+    ctx = EvalContext(network, real, data_reference(data_config, real), num_real,
                       model_batches(model, num_samples, batch_size, seed) if _needs_fake(metrics) else None,
                       num_samples, model=model, batch_size=batch_size, seed=seed, device=device,
                       protocol={"ema": bool(getattr(model, "uses_ema", False)), "sampler": sampling_protocol(model),
-                                "run": None if run_path is None else str(run_path)},
+                                "run": None if run_path is None else str(run_path.resolve())},
                       use_cache=use_cache)
     scores = compute(ctx, metrics)
     if run_path is not None:
@@ -90,25 +115,30 @@ def evaluate(model_or_run: Any, metrics: Iterable[str] = DEFAULT_METRICS, *, dat
 
 def evaluate_folders(real_dir: str | Path, fake_dir: str | Path, metrics: Iterable[str] = ("fid", "kid", "pr", "dc"),
                      *, num_samples: int | None = None, extractor: str = "fmnist", extractor_weights: str | None = None,
-                     batch_size: int = 500, seed: int = 0, device: str = "cpu") -> list[Score]:
-    """Score a folder of generated images against a folder of real ones, as standalone FID tools do."""
+                     folder_resize: str | None = None, batch_size: int = 500, seed: int = 0,
+                     device: str = "cpu") -> list[Score]:
+    """Score a folder of generated images against a folder of real ones, as standalone FID tools do.
+
+    `folder_resize` is how files become network inputs (`genzoo.metrics.folders`): "pytorch-fid" (the default
+    for the inception extractor: pytorch-fid's exact pipeline) or "crop" (the default otherwise)."""
     network = load_features(extractor, extractor_weights)
-    loaded = {}
-    for role, folder in (("real", real_dir), ("fake", fake_dir)):
-        config = DataConfig(name="image-folder", root=str(folder), image_size=network.input_size, channels=network.channels)
-        loaded[role] = (config, build_dataset(config))
-    (real_config, real), (_, fake) = loaded["real"], loaded["fake"]
-    resize = f"folders: shorter side to {network.input_size} (antialiased bilinear), centre crop"
-    return evaluate_data(real, fake, metrics, reference=_reference(real_config, real.source), network=network,
-                         num_samples=num_samples, batch_size=batch_size, seed=seed, device=device,
-                         protocol={"fake": str(fake_dir), "folder_resize": resize})
+    pipeline = folder_resize or DEFAULT_FOLDER_RESIZE.get(network.name, "crop")
+    real, description = load_folder(real_dir, network, pipeline)
+    fake, _ = load_folder(fake_dir, network, pipeline)
+    reference = {"dataset": "image-folder", "split": None, "source": real.source, "image_size": network.input_size,
+                 "channels": network.channels}
+    return evaluate_data(real, fake, metrics, reference=reference, network=network, num_samples=num_samples,
+                         batch_size=batch_size, seed=seed, device=device,
+                         protocol={"fake": str(Path(fake_dir).expanduser().resolve()), "folder_resize": pipeline,
+                                   "folder_pipeline": description})
 
 
-def evaluate_data(real: ImageData, fake: ImageData, metrics: Iterable[str], *, reference: dict[str, Any],
+def evaluate_data(real: Any, fake: Any, metrics: Iterable[str], *, reference: dict[str, Any],
                   network: FeatureNetwork, num_samples: int | None = None, num_real: int | None = None,
                   batch_size: int = 500, seed: int = 0, device: str = "cpu",
                   protocol: dict[str, Any] | None = None) -> list[Score]:
-    """Score in-memory fake images against real ones (both `ImageData`, images in [-1, 1])."""
+    """Score in-memory fake images against real ones (`ImageData` or `FolderImages`: `batch(indices)` gives
+    images in [-1, 1])."""
     metrics = list(metrics)  # `compute` checks the names before any feature is extracted
     if "recon" in metrics:
         raise GenzooError("the recon metric needs a model; it cannot be computed from two sets of images.")

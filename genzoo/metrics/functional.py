@@ -12,15 +12,12 @@ Papers:
   M. J. Rasch, B. Schölkopf, A. Smola, "A Kernel Two-Sample Test", JMLR 2012.
 - Inception score: T. Salimans, I. Goodfellow, W. Zaremba, V. Cheung, A. Radford, X. Chen, "Improved
   Techniques for Training GANs", NeurIPS 2016.
-- Improved precision and recall: T. Kynkäänniemi, T. Karras, S. Laine, J. Lehtinen, T. Aila,
-  "Improved Precision and Recall Metric for Assessing Generative Models", NeurIPS 2019.
-- Density and coverage: M. F. Naeem, S. J. Oh, Y. Uh, Y. Choi, J. Yoo, "Reliable Fidelity and
-  Diversity Metrics for Generative Models", ICML 2020.
 - Streaming moments: T. F. Chan, G. H. Golub, R. J. LeVeque, "Updating Formulae and a Pairwise
   Algorithm for Computing Sample Variances", 1979 (pairwise merge of mean and scatter matrix).
 
 Conventions, where the common implementations differ (checked against pytorch-fid 0.3.0,
-torch-fidelity 0.4.0, torchmetrics 1.9, prdc 0.2):
+torch-fidelity 0.4.0, torchmetrics 1.9; precision, recall, density and coverage are in
+``genzoo.metrics.manifold``):
 
 - Covariance is unbiased (divides by n - 1), as ``np.cov`` in pytorch-fid and torch-fidelity and as
   torchmetrics' FID.
@@ -32,9 +29,8 @@ torch-fidelity 0.4.0, torchmetrics 1.9, prdc 0.2):
   smaller and there can be fewer than ``splits`` of them when N is not a multiple of ``splits``.
 - KID clips ``subset_size`` to the smaller sample count (as clean-fid does); torchmetrics and
   torch-fidelity refuse instead. Subsets are drawn like torchmetrics: ``randperm(n_real)[:m]`` then
-  ``randperm(n_fake)[:m]`` per subset, so with the same torch seed both draw the same subsets.
-- Precision, recall, density and coverage use strict ``<`` against the k-th neighbour radius, which
-  excludes the point itself, exactly as prdc's ``compute_prdc``.
+  ``randperm(n_fake)[:m]`` per subset, so with the same torch seed both draw the same subsets;
+  torch-fidelity draws them with ``numpy.random.RandomState``, so it agrees only on the same subsets.
 """
 
 from __future__ import annotations
@@ -51,14 +47,12 @@ __all__ = [
     "RunningMoments",
     "check_fid_sample_count",
     "class_variety",
-    "density_coverage",
     "fid_from_moments",
     "frechet_distance",
     "inception_score",
     "kernel_inception_distance",
     "mmd2_unbiased",
     "mse_psnr",
-    "precision_recall",
 ]
 
 # Pairwise blocks are computed this many float64 entries at a time (32 MiB), so 10k x 10k sets never
@@ -111,6 +105,8 @@ class RunningMoments:
         M = M_a + M_b + delta delta^T * n_a n_b / n,
 
     which avoids the cancellation of sum x x^T - n mu mu^T when the mean is large against the spread.
+    A feature that is constant over every batch (a dead ReLU) gets a scatter row and column of exact
+    zeros, which ``frechet_distance`` recognises.
     ``covariance`` is M / (n - 1), the unbiased estimate of ``np.cov(x, rowvar=False)``.
     ``merge`` combines two instances the same way, e.g. after gathering ``state_dict()`` from every
     process; ``state_dict()`` holds plain CPU tensors so reference statistics can go to safetensors.
@@ -138,6 +134,13 @@ class RunningMoments:
         if self._count == 0 or self._mean is None:
             raise GenzooError("no features were accumulated, so there is no mean; feed at least one batch first.")
         return self._mean.clone()
+
+    @property
+    def scatter(self) -> Tensor:
+        """(D, D) float64 scatter matrix M = sum_i (x_i - mu)(x_i - mu)^T."""
+        if self._count == 0 or self._scatter is None:
+            raise GenzooError("no features were accumulated, so there is no scatter; feed at least one batch first.")
+        return self._scatter.clone()
 
     @property
     def covariance(self) -> Tensor:
@@ -171,7 +174,9 @@ class RunningMoments:
             return self
         if self._mean is not None and self._count == 0:
             x = x.to(self._mean.device)
-        batch_mean = x.mean(dim=0)  # (D,)
+        low, high = x.aminmax(dim=0)  # (D,), (D,)
+        # a constant column gets its value as the mean (x.mean can be off by an ulp), so its scatter is exactly 0
+        batch_mean = torch.where(low == high, low, x.mean(dim=0))  # (D,)
         centred = x - batch_mean  # (B, D)
         self._merge_parts(x.shape[0], batch_mean, centred.T @ centred)  # scatter (D, D)
         return self
@@ -237,15 +242,21 @@ def frechet_distance(mu1: Tensor, sigma1: Tensor, mu2: Tensor, sigma2: Tensor) -
 
         d^2 = ||mu1 - mu2||_2^2 + Tr(sigma1 + sigma2 - 2 (sigma1 sigma2)^{1/2}).
 
-    Method for Tr (sigma1 sigma2)^{1/2} = sum_i sqrt(lambda_i(sigma1 sigma2)): write sigma1 = R R^T.
-    sigma1 sigma2 = R (R^T sigma2) and A = (R^T sigma2) R share their eigenvalues (XY and YX always
-    share the non-zero ones), and A = R^T sigma2 R is symmetric PSD, so its eigenvalues come from
-    ``eigvalsh``, real and accurate, with rounding negatives clamped at 0. R is the Cholesky factor
-    when sigma1 is positive definite; when Cholesky fails (a singular covariance, e.g. a dead feature)
-    R is the PSD square root from ``eigh`` with eigenvalues clamped at 0. One Cholesky, two matrix
-    products and one symmetric eigenvalue solve in float64: no complex parts to discard, and several
-    times faster than ``scipy.linalg.sqrtm`` (pytorch-fid) or general ``eigvals`` (torchmetrics).
-    The result is not clamped, so identical statistics give 0 up to rounding (either sign).
+    Method for Tr (sigma1 sigma2)^{1/2}, with sigma1 = R1 R1^T and sigma2 = R2 R2^T: sigma1 sigma2 has
+    the eigenvalues of (R1^T R2)(R1^T R2)^T, so Tr (sigma1 sigma2)^{1/2} = sum_i s_i(R1^T R2), the sum
+    of the singular values (the nuclear norm) of R1^T R2. The singular values come from ``svdvals``
+    with absolute error ~eps ||R1|| ||R2||; taking the square roots of eigenvalues of a product (scipy's
+    ``sqrtm`` in pytorch-fid, ``eigvals`` in torchmetrics, or R1^T sigma2 R1) instead turns the
+    rounding of its near-zero eigenvalues into errors of ~sqrt(eps) ||sigma||.
+    R is the Cholesky factor when the covariance is positive definite, else its PSD square root from
+    ``eigh`` with eigenvalues clamped at 0.
+
+    Directions in which either covariance is exactly zero (a coordinate whose row and column are all
+    zeros, e.g. a dead ReLU feature, constant in that set) add nothing to the square-root term: with
+    sigma1 = [[A, 0], [0, 0]], sigma1 sigma2 = [[A B, A c], [0, 0]] has the eigenvalues of A B and
+    zeros. They are dropped before factoring, so the rest is usually positive definite; the mean and
+    trace terms keep every coordinate. Identical statistics give 0 up to rounding; the result is
+    clamped at 0, since the distance cannot be negative.
 
     mu: (D,), sigma: (D, D).
     """
@@ -264,15 +275,21 @@ def frechet_distance(mu1: Tensor, sigma1: Tensor, mu2: Tensor, sigma2: Tensor) -
                           f"{tuple(sigma1.shape)} and {tuple(sigma2.shape)}.")
     sigma1 = (sigma1 + sigma1.T) / 2  # (D, D)
     sigma2 = (sigma2 + sigma2.T) / 2  # (D, D)
-    root, info = torch.linalg.cholesky_ex(sigma1)  # sigma1 = R R^T, R lower triangular (D, D)
-    if int(info) != 0:  # not positive definite: the symmetric PSD square root instead
-        evals1, evecs1 = torch.linalg.eigh(sigma1)  # (D,), (D, D)
-        root = (evecs1 * evals1.clamp(min=0).sqrt()) @ evecs1.T  # (D, D)
-    a = root.T @ sigma2 @ root  # (D, D), symmetric PSD
-    a = (a + a.T) / 2
-    tr_covmean = torch.linalg.eigvalsh(a).clamp(min=0).sqrt().sum()
+    live = (sigma1 != 0).any(dim=0) & (sigma2 != 0).any(dim=0)  # (D,): varies in both sets
+    root1 = _psd_factor(sigma1[live][:, live])  # (L, L), sigma1 = R1 R1^T on the live coordinates
+    root2 = _psd_factor(sigma2[live][:, live])  # (L, L)
+    tr_covmean = torch.linalg.svdvals(root1.T @ root2).sum() if bool(live.any()) else sigma1.new_zeros(())
     diff = mu1 - mu2  # (D,)
-    return float(diff.dot(diff) + sigma1.trace() + sigma2.trace() - 2 * tr_covmean)
+    return max(0.0, float(diff.dot(diff) + sigma1.trace() + sigma2.trace() - 2 * tr_covmean))
+
+
+def _psd_factor(sigma: Tensor) -> Tensor:
+    """R with R R^T = sigma (L, L): Cholesky when positive definite, else the PSD square root."""
+    root, info = torch.linalg.cholesky_ex(sigma)  # lower triangular
+    if int(info) == 0:
+        return root
+    evals, evecs = torch.linalg.eigh(sigma)  # (L,), (L, L)
+    return evecs * evals.clamp(min=0).sqrt()  # (L, L); (U sqrt(L)) (U sqrt(L))^T = sigma
 
 
 def fid_from_moments(real: RunningMoments, fake: RunningMoments) -> float:
@@ -408,80 +425,6 @@ def inception_score(*, logits: Tensor | None = None, probabilities: Tensor | Non
         scores.append(kl.mean().exp())
     values = torch.stack(scores)
     return float(values.mean()), float(values.std(correction=0))
-
-
-# ----------------------------------------------------------------------------------------------------
-# Precision, recall, density, coverage
-# ----------------------------------------------------------------------------------------------------
-
-
-def _knn_radii(x: Tensor, k: int) -> Tensor:
-    """Distance from each row of x (n, D) to its k-th nearest other row: the (k+1)-th smallest distance
-    counting the row itself (as prdc). Returns (n,)."""
-    radii, step = [], _block_size(x.shape[0])
-    for start in range(0, x.shape[0], step):
-        dist = torch.cdist(x[start : start + step], x)  # (b, n)
-        radii.append(dist.topk(k + 1, dim=1, largest=False).values[:, -1])
-    return torch.cat(radii)
-
-
-def _manifold_scores(real: Tensor, fake: Tensor, k: int, what: str) -> dict[str, float]:
-    x, y = _as_features(real, "real features"), _as_features(fake, "fake features")
-    _same_dim(x, y)
-    y = y.to(x.device)
-    n, m = x.shape[0], y.shape[0]
-    if k < 1:
-        raise GenzooError(f"{what} needs k >= 1 nearest neighbours but k is {k}.")
-    if n <= k or m <= k:
-        raise GenzooError(f"{what} with k={k} needs more than {k} samples per side but got {n} real and {m} fake; "
-                          "raise --num-samples or lower k.")
-    real_radii = _knn_radii(x, k)  # (n,)
-    fake_radii = _knn_radii(y, k)  # (m,)
-    fake_in_real_balls = torch.zeros(m, dtype=torch.float64, device=x.device)  # per fake: #reals whose ball holds it
-    real_in_fake_ball = torch.zeros(n, dtype=torch.bool, device=x.device)  # per real: inside some fake ball
-    real_covered = torch.zeros(n, dtype=torch.bool, device=x.device)  # per real: nearest fake inside its ball
-    step = _block_size(m)
-    for start in range(0, n, step):
-        rows = slice(start, start + step)
-        dist = torch.cdist(x[rows], y)  # (b, m)
-        inside_real = dist < real_radii[rows, None]  # (b, m): fake j inside the ball of real i
-        fake_in_real_balls += inside_real.sum(dim=0)
-        real_in_fake_ball[rows] = (dist < fake_radii[None, :]).any(dim=1)
-        real_covered[rows] = dist.min(dim=1).values < real_radii[rows]
-    return {
-        "precision": float((fake_in_real_balls > 0).double().mean()),
-        "recall": float(real_in_fake_ball.double().mean()),
-        "density": float(fake_in_real_balls.mean() / k),
-        "coverage": float(real_covered.double().mean()),
-    }
-
-
-def precision_recall(real: Tensor, fake: Tensor, k: int = 3) -> dict[str, float]:
-    """Improved precision and recall (Kynkäänniemi et al. 2019), with the k-NN manifold
-    f(phi, Phi) = 1 if ||phi - phi'|| <= ||phi' - NN_k(phi', Phi)|| for some phi' in Phi:
-
-        precision = 1/M sum_j f(fake_j, Real),   recall = 1/N sum_i f(real_i, Fake),
-
-    where NN_k excludes the point itself and the comparison is strict ``<`` as in prdc. Distances are
-    float64 ``cdist`` blocks, never a whole N x M matrix.
-
-    real: (N, D), fake: (M, D), N, M > k. Returns {"precision", "recall"}.
-    """
-    scores = _manifold_scores(real, fake, k, "precision/recall")
-    return {"precision": scores["precision"], "recall": scores["recall"]}
-
-
-def density_coverage(real: Tensor, fake: Tensor, k: int = 5) -> dict[str, float]:
-    """Density and coverage (Naeem et al. 2020), with B(x, r) the open ball and
-    NND_k(x) the distance from real x to its k-th nearest other real:
-
-        density  = 1/(k M) sum_j sum_i 1[ fake_j in B(real_i, NND_k(real_i)) ],
-        coverage = 1/N sum_i 1[ exists j: fake_j in B(real_i, NND_k(real_i)) ].
-
-    real: (N, D), fake: (M, D), N, M > k. Returns {"density", "coverage"}.
-    """
-    scores = _manifold_scores(real, fake, k, "density/coverage")
-    return {"density": scores["density"], "coverage": scores["coverage"]}
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ Input convention: `forward(images)` takes float images in [-1, 1] (genzoo's conv
 They are resized to 299 x 299 exactly as pytorch-fid's `InceptionV3(resize_input=True,
 normalize_input=True)` does: to [0, 1] (u / 255), PyTorch bilinear interpolation with
 `align_corners=False` and no antialiasing, then to [-1, 1]; uint8 images give pytorch-fid's features
-bit for bit. torch-fidelity instead resizes with TF1's bilinear rule and scales uint8 as
+bit for bit (genzoo's `FeatureNetwork` wrapper, which evaluation uses, takes only floats in [-1, 1]
+and refuses uint8). torch-fidelity instead resizes with TF1's bilinear rule and scales uint8 as
 (u - 128) / 128, so its features differ from these (at 299 x 299, only by that scaling).
 
 Output: `{"features": (B, 2048) pool3, "logits": (B, 1008)}`. The logits are pool3 @ fc.weight.T
@@ -125,8 +126,7 @@ class FIDInceptionV3(nn.Module):
             raise GenzooError(f"Inception expects images of shape (B, 3 or 1, H, W), got {tuple(images.shape)}.")
         # pytorch-fid's order of operations, for bit-equal features on uint8 images: [0, 1], resize, then [-1, 1]
         x = (images.float() + 1) / 2 if images.is_floating_point() else images.float() / 255  # (B, C, H, W) in [0, 1]
-        x = x.expand(-1, 3, -1, -1)  # (B, 3, H, W); grey repeated
-        x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)  # (B, 3, 299, 299)
+        x = _resize_unit(x.expand(-1, 3, -1, -1), INPUT_SIZE)  # (B, 3, 299, 299); grey repeated
         x = 2 * x - 1  # (B, 3, 299, 299) in [-1, 1]
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))  # (B, 64, 147, 147)
         x = F.max_pool2d(x, kernel_size=3, stride=2)  # (B, 64, 73, 73)
@@ -139,6 +139,17 @@ class FIDInceptionV3(nn.Module):
         features = F.adaptive_avg_pool2d(x, 1).flatten(1)  # (B, 2048) pool3
         logits = features @ self.fc.weight.T  # (B, 1008), no bias: as the original IS code
         return {"features": features, "logits": logits}
+
+
+def _resize_unit(x: Tensor, size: int) -> Tensor:
+    """pytorch-fid's resize of images in [0, 1]: bilinear, align_corners=False, no antialiasing, no crop."""
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)  # (B, C, size, size)
+
+
+def resize_input(images: Tensor, size: int = INPUT_SIZE) -> Tensor:
+    """(B, C, H, W) in [-1, 1] -> (B, C, size, size) in [-1, 1], resized as `FIDInceptionV3.forward` does (in
+    [0, 1]), so that the network's own resize is then the identity: for folders of images of several sizes."""
+    return 2 * _resize_unit((images + 1) / 2, size) - 1
 
 
 def _read_local(path: Path) -> object:

@@ -14,13 +14,12 @@ from genzoo.metrics.context import EvalContext, Score
 from genzoo.metrics.functional import (
     check_fid_sample_count,
     class_variety,
-    density_coverage,
     frechet_distance,
     inception_score,
     kernel_inception_distance,
     mse_psnr,
-    precision_recall,
 )
+from genzoo.metrics.manifold import density_coverage, precision_recall
 from genzoo.models.base import CanReconstruct
 from genzoo.errors import GenzooError
 from genzoo.registry import METRICS
@@ -44,6 +43,12 @@ def kid(ctx: EvalContext) -> list[Score]:
     """Unbiased MMD^2 with a cubic polynomial kernel over 100 subsets (Binkowski et al. 2018)."""
     subset_size = min(1000, ctx.num_real, ctx.num_fake)
     generator = torch.Generator().manual_seed(ctx.seed)
+    if subset_size == ctx.num_real == ctx.num_fake:  # every subset would be both whole sets: no spread to report
+        mean, _ = kernel_inception_distance(ctx.real.features, ctx.fake.features, num_subsets=1,
+                                            subset_size=subset_size, generator=generator)
+        return [_score(ctx, "kid", mean, None, subsets=1, subset_size=subset_size,
+                       note=f"one subset: with {subset_size} images per side every subset is the whole set, so there "
+                            "is no standard deviation; give more than 1000 images per side for one")]
     mean, std = kernel_inception_distance(ctx.real.features, ctx.fake.features, num_subsets=100,
                                           subset_size=subset_size, generator=generator)
     return [_score(ctx, "kid", mean, std, subsets=100, subset_size=subset_size)]

@@ -59,13 +59,13 @@ def _opencv(name: str) -> np.ndarray:
 
 
 def _file(path: Path) -> np.ndarray:
-    from genzoo.data.image_folder import _to_8bit, open_image
+    from genzoo.data.image_folder import to_8bit, open_image
 
     if not path.exists():
         raise GenzooError(f"image {str(path)!r} does not exist; give an image file or a bundled photo such as skimage:astronaut.")
     if path.is_dir():
         raise GenzooError(f"{str(path)!r} is a folder; give one image file.")
-    return np.asarray(_to_8bit(open_image(path)).convert("RGB"))
+    return np.asarray(to_8bit(open_image(path)).convert("RGB"))
 
 
 SOURCES: dict[str, Callable[[str], np.ndarray]] = {"skimage": _skimage, "sklearn": _sklearn, "matplotlib": _matplotlib,
