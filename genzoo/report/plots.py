@@ -10,6 +10,9 @@ from genzoo.train.checkpoint import RunFolder
 from genzoo.train.log import read_log
 
 
+MARKERS_UP_TO = 40  # records drawn as dots on the line: a short run's few points stay visible
+
+
 def plot_losses(run: RunFolder) -> Path | None:
     """Write `losses.png` in the run folder; None when there is nothing logged yet."""
     records = read_log(run.log)
@@ -28,7 +31,8 @@ def plot_losses(run: RunFolder) -> Path | None:
     steps = [r["step"] for r in records]
     for axis, (phase, keys) in zip(axes[0], panels.items()):
         for key in keys:
-            axis.plot(steps, [r.get(key, float("nan")) for r in records], label=key.split("/", 1)[1])
+            axis.plot(steps, [r.get(key, float("nan")) for r in records], label=key.split("/", 1)[1],
+                      **({"marker": "o", "markersize": 3} if len(steps) <= MARKERS_UP_TO else {}))
         axis.set_title(phase)
         axis.set_xlabel("step")
         axis.grid(alpha=0.3)

@@ -50,6 +50,12 @@ class TrainingLog:
             self._writer.close()
 
 
+def log_interval(train: Any) -> int:
+    """Steps between log records: `train.log_every`, but at least 20 records in a run, so that a short
+    run's loss curves have points (a 100-step run logs every 5 steps, not once at the end)."""
+    return min(train.log_every, max(1, train.steps // 20))
+
+
 def read_log(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []

@@ -24,6 +24,8 @@ from typing import Any
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Column
+from rich.text import Text
 from torch import Tensor
 
 from genzoo.config import RunConfig, build_config
@@ -37,7 +39,7 @@ from genzoo.registry import MODELS
 from genzoo.train.callbacks import Callback
 from genzoo.train.checkpoint import Checkpoint, RunFolder
 from genzoo.train.ema import EMA
-from genzoo.train.log import TrainingLog, read_log
+from genzoo.train.log import TrainingLog, log_interval, read_log
 from genzoo.train.optim import Optimizers
 from genzoo.train.processes import Processes
 from genzoo.train.rollback import NonFinite, TrainingDiverged, check_finite, roll_back
@@ -69,9 +71,6 @@ class Trainer:
         train = self.config.train
         torch.manual_seed(train.seed)  # the same initial weights on every process
         self.data = build_dataset(self.config.data)
-        if self.is_main:
-            for note in self.data.notes:
-                console.print(f"[yellow]note:[/] {note}", soft_wrap=True, highlight=False)
         family = MODELS.get(self.config.family)
         check_model_fits(family, self.config.model, self.data.info, train.batch_size, self.device)
         self.model: GenerativeModel = family(self.config.model, self.data.info).to(self.device)
@@ -97,10 +96,12 @@ class Trainer:
         self.ema = EMA(self.model, train.ema_decay, self.model.ema_modules, train.ema_warmup) if train.ema_decay is not None else None
         if self.resume:  # a resumed run continues with the random state it saved
             self.restore(self.run.load_checkpoint(note=self.note))
-            if self.is_main:
-                console.print(f"resuming {str(self.run.path)!r} from step {self.step} of {train.steps}", highlight=False)
         else:
             torch.manual_seed(train.seed + 7919 * (self.processes.rank + 1))
+        for note in self.data.notes:  # once every check passed: a refused run prints its one error line only
+            self.note(note)
+        if self.resume and self.is_main:
+            console.print(f"resuming {str(self.run.path)!r} from step {self.step} of {train.steps}", highlight=False)
         if resume:  # drop what the interrupted run logged after its checkpoint
             self.drop_log_after(self.step)
         preview = torch.arange(min(train.num_preview, len(self.data)), device=self.data.device)
@@ -294,6 +295,7 @@ class Trainer:
         progress = _progress_bar(enabled=self.show_progress and self.is_main and console.is_terminal)
         task = progress.add_task(self.config.family, total=train.steps, completed=self.step, speed="", losses="")
         sums: dict[str, Tensor] = {}
+        log_every = log_interval(train)  # at least 20 records in a short run
         last_time, last_position = time.perf_counter(), self.stream.position
         with progress:
             while self.step < train.steps and not self._stop_requested:
@@ -301,7 +303,7 @@ class Trainer:
                     self.train_step(sums)
                     progress.advance(task)
                     final = self.step == train.steps
-                    if self.step % train.log_every == 0 or final:
+                    if self.step % log_every == 0 or final:
                         now = time.perf_counter()
                         images = (self.stream.position - last_position) * self.stream.batch_size
                         record = self._log_record(sums, images / max(now - last_time, 1e-9))
@@ -360,17 +362,38 @@ def _in_main_thread() -> bool:
 
 
 def _progress_bar(enabled: bool) -> Progress:
-    """Bar, step count, speed and time left first (they fit 80 columns); the losses after them."""
-    return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
-        TextColumn("{task.fields[speed]}"), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[losses]}"),
+    """Line 1: family, bar, step count, speed and time left (about 60 columns, never wrapped or cut);
+    line 2: the latest losses, grouped by phase, wrapped to the terminal's width."""
+    return _TrainingProgress(
+        TextColumn("[bold]{task.description}", table_column=_fixed()), BarColumn(bar_width=20, table_column=_fixed()),
+        MofNCompleteColumn(table_column=_fixed()), TextColumn("{task.fields[speed]}", table_column=_fixed()),
+        TextColumn("eta", table_column=_fixed()), TimeRemainingColumn(table_column=_fixed()),
         console=console, disable=not enabled, transient=False,
     )
 
 
+def _fixed() -> Column:
+    return Column(no_wrap=True)
+
+
+class _TrainingProgress(Progress):
+    """A progress bar with each task's `losses` field on a line of its own below the bar."""
+
+    def get_renderables(self):  # noqa: ANN201
+        yield self.make_tasks_table(self.tasks)
+        for task in self.tasks:
+            if task.fields.get("losses"):
+                yield Text(task.fields["losses"], style="dim")
+
+
 def _losses(record: dict[str, Any]) -> str:
-    """Losses for the progress bar, each with its phase: `disc/loss_d_real=0.61`."""
-    return " ".join(f"{k}={v:.3g}" for k, v in record.items() if "/" in k and not k.startswith("schedule/"))
+    """Losses for the progress bar, grouped by phase: `discriminator: total=1.2 loss_d_real=0.61 | generator: total=0.8`."""
+    phases: dict[str, list[str]] = {}
+    for key, value in record.items():
+        if "/" in key and not key.startswith("schedule/"):
+            phase, name = key.split("/", 1)
+            phases.setdefault(phase, []).append(f"{name}={value:.3g}")
+    return " | ".join(f"{phase}: {' '.join(values)}" for phase, values in phases.items())
 
 
 def _format_record(record: dict[str, Any], total: int) -> str:
