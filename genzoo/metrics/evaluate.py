@@ -130,9 +130,9 @@ def evaluate(model_or_run: Any, metrics: Iterable[str] = DEFAULT_METRICS, *, dat
     network = load_features(extractor, extractor_weights)
     real = build_dataset(data_config.model_copy(update={"max_images": None}))
     num_real = min(num_real or max(num_samples, 10_000), len(real))
-    refusal = fid_refusal(network, [(f"the reference ({real.source}) has", num_real, "use more reference images "
-                                     "(--num-real, --split all)"), ("--num-samples is", num_samples,
-                                                                    "give --num-samples {need} or more")])
+    reference = (("--num-real is", num_real, "give --num-real {need} or more") if num_real < len(real) else
+                 (f"the reference ({real.source}) has", num_real, "use a reference with more images (--split all, or more data)"))
+    refusal = fid_refusal(network, [reference, ("--num-samples is", num_samples, "give --num-samples {need} or more")])
     metrics, skipped = _refuse_fid(metrics, refusal, skip_refused)
     uses_ema = bool(getattr(model, "uses_ema", False))
     ctx = EvalContext(network, real, _reference(data_config, real.source), num_real,

@@ -87,11 +87,9 @@ class RunFolder:
                                f"or start a stopped run again with `genzoo resume {self.path}`.")
 
     def saved_step(self) -> int | None:
-        """The step of the newest intact checkpoint's weights; None when there is none."""
-        try:
-            return int(self.load_weights(note=None)[1].get("step", 0))
-        except CheckpointError:
-            return None
+        """The step of the newest intact checkpoint (weights and the state they record); None when there is none."""
+        newest = self._newest_intact()
+        return None if newest is None else int(self._step_of(newest[0]))
 
     def has_checkpoint(self) -> bool:
         """Whether any checkpoint file is there (intact or not: reading decides)."""
