@@ -117,7 +117,7 @@ def resume(
 def sample(
     run: Annotated[Path, typer.Argument(help="A run folder written by `genzoo train`.")],
     n: Annotated[int, typer.Option("-n", min=1, max=4096, help="Number of images.")] = 64,
-    output: Annotated[Path, typer.Option("-o", "--output", help="PNG file for the image grid (its folder is created).")] = Path("samples.png"),
+    output: Annotated[str, typer.Option("-o", "--output", help="PNG file for the image grid, or a folder ending in / for one PNG per sample (e.g. for genzoo eval --fake); folders are created.")] = "samples.png",
     ema: Annotated[Optional[bool], typer.Option("--ema/--no-ema", help="Use the EMA weights \\[default: when the run has them].", show_default=False)] = None,
     seed: Annotated[int, typer.Option(help="Random seed of the samples.")] = 0,
     labels: Annotated[Optional[str], typer.Option(help="Classes for a conditional model, by index or name (e.g. 7 or Sneaker): one for all, or a comma list of n \\[default: every class in turn].", show_default=False)] = None,
@@ -129,17 +129,20 @@ def sample(
 ) -> None:
     """Draw new images from a trained model and save them as one grid.
 
-    Examples: genzoo sample runs/dcgan -n 64 -o grid.png --truncation 0.7;  genzoo sample runs/cgan --labels 7;
-    genzoo sample runs/ddpm --sampler ddim --steps 50;  genzoo sample runs/ddpm-cfg --guidance 3
+    Examples: genzoo sample runs/dcgan -n 64 -o grid.png --truncation 0.7;  genzoo sample runs/cgan --labels Sneaker
+
+    genzoo sample runs/ddpm --sampler ddim --steps 50;  genzoo sample runs/dcgan -n 2000 -o samples/  (one PNG each)
     """
     import torch
 
     from genzoo.loading import load
     from genzoo.models.base import CanGenerate, capabilities
-    from genzoo.report.grids import output_path, save_grid
+    from genzoo.report.grids import output_path, save_grid, save_images
     from genzoo.sampling import parse_labels, sampling_options
 
-    output = output_path(output)  # a file in the way fails now, not after sampling
+    one_per_sample = output.endswith(("/", os.sep))
+    # a file in the way, or an unwritable folder, fails now rather than after sampling
+    target = output_path(Path(output) / "000000.png").parent if one_per_sample else output_path(Path(output))
     model = load(run, ema=ema)
     if not isinstance(model, CanGenerate):
         raise GenzooError(f"{run} is a {type(model).__name__} run, which cannot generate new images "
@@ -150,8 +153,13 @@ def sample(
     if labels is not None:
         options["labels"] = torch.tensor(parse_labels(labels, n, model, _class_names(run)))
     images = model.generate(n, generator=torch.Generator().manual_seed(seed), **options)  # (n, C, H, W)
-    save_grid(images, output)
-    out.print(f"wrote {n} samples{' (EMA weights)' if getattr(model, 'uses_ema', False) else ''} to [bold]{output}[/]")
+    if one_per_sample:
+        save_images(images, target)
+    else:
+        save_grid(images, target)
+    what = "one PNG per sample in" if one_per_sample else "a grid of"
+    out.print(f"wrote {what} {n} samples{' (EMA weights)' if getattr(model, 'uses_ema', False) else ''} to "
+              f"[bold]{escape(str(target))}[/]")
 
 
 class _EvalCommand(TyperCommand):

@@ -381,3 +381,11 @@ def test_a_gan_checkpoint_from_before_the_initialisation_change_loads(runs, tmp_
     model = api.load(old)
     assert torch.equal(model.discriminator.score.weight, linear.weight.data)
     assert model.generate(2).shape == (2, 1, 16, 16)
+
+
+def test_sample_into_a_folder_writes_one_png_per_sample_for_eval(runs, tmp_path, capsys):
+    code, out, err = genzoo(capsys, "sample", runs["cgan"], "-n", "5", "-o", f"{tmp_path / 'samples'}/")
+    assert code == 0, err
+    files = sorted((tmp_path / "samples").iterdir())
+    assert [f.name for f in files] == [f"{i:06d}.png" for i in range(5)]
+    assert Image.open(files[0]).size == (28, 28) and Image.open(files[0]).mode == "L"

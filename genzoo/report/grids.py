@@ -75,3 +75,25 @@ def save_grid(images: Tensor, path: Path, columns: int | None = None) -> Tensor:
         raise GenzooError(f"cannot create folder {str(path.parent)!r} ({error.strerror or error}); choose another -o.") from None
     atomic_write(path, lambda tmp: Image.fromarray(np.ascontiguousarray(pixels), "RGB").save(tmp, format="png"))
     return grid
+
+
+def save_images(images: Tensor, folder: Path) -> list[Path]:
+    """Write each image (n, C, H, W) in [-1, 1] as its own PNG, 000000.png, 000001.png, ..., into `folder`
+    (created), each atomically; grey images stay grey."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise GenzooError(f"cannot create folder {str(folder)!r} ({error.strerror or error}); choose another -o.") from None
+    pixels = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).add_(0.5).floor_().clamp_(0, 255).to(torch.uint8)
+    paths = []
+    for index, image in enumerate(pixels.permute(0, 2, 3, 1).numpy()):  # (H, W, C) each
+        path = folder / f"{index:06d}.png"
+        array = np.ascontiguousarray(image[..., 0] if image.shape[-1] == 1 else image)
+        atomic_write(path, lambda tmp, array=array: Image.fromarray(array).save(tmp, format="png"))
+        paths.append(path)
+    return paths
