@@ -127,7 +127,7 @@ def sample(
     eta: Annotated[Optional[float], typer.Option(help="DDIM noise: 0 deterministic, 1 like DDPM \\[default: the run's].", show_default=False)] = None,
     guidance: Annotated[Optional[float], typer.Option(help="Classifier-free guidance scale of a conditional diffusion model (1 = conditional).", show_default=False)] = None,
 ) -> None:
-    """Draw new images from a trained model and save them as one grid.
+    """Draw new images from a trained model and save them as one grid, or as one PNG each in a folder.
 
     Examples: genzoo sample runs/dcgan -n 64 -o grid.png --truncation 0.7;  genzoo sample runs/cgan --labels Sneaker
 
@@ -148,7 +148,7 @@ def sample(
         raise GenzooError(f"{run} is a {type(model).__name__} run, which cannot generate new images "
                           f"(it can: {', '.join(capabilities(model))}); train a generative family such as vae or gan.")
     options = sampling_options(model, truncation=truncation, steps=steps, sampler=sampler, eta=eta, guidance=guidance)
-    if "progress" in inspect_parameters(model.generate):
+    if "progress" in _parameters(model.generate):
         options["progress"] = err.is_terminal
     if labels is not None:
         options["labels"] = torch.tensor(parse_labels(labels, n, model, _class_names(run)))
@@ -342,7 +342,7 @@ def _print_run(run) -> None:  # noqa: ANN001
         out.print(f"report:      {escape(str(run.report))}")
 
 
-def inspect_parameters(function) -> set[str]:  # noqa: ANN001
+def _parameters(function) -> set[str]:  # noqa: ANN001
     import inspect
 
     return set(inspect.signature(function).parameters)

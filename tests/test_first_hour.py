@@ -18,6 +18,7 @@ from conftest import tiny_config
 from PIL import Image
 from test_cli import TINY_VAE, genzoo, snapshot
 
+from genzoo.api import make_trainer
 from genzoo.errors import CheckpointError, DataError
 from genzoo.train.trainer import Trainer
 
@@ -389,3 +390,34 @@ def test_sample_into_a_folder_writes_one_png_per_sample_for_eval(runs, tmp_path,
     files = sorted((tmp_path / "samples").iterdir())
     assert [f.name for f in files] == [f"{i:06d}.png" for i in range(5)]
     assert Image.open(files[0]).size == (28, 28) and Image.open(files[0]).mode == "L"
+
+
+# ----------------------------------------------------------------------------- EMA warm-up
+
+
+def test_ema_decay_warms_up_and_the_average_follows_the_known_recursion():
+    import math
+
+    from genzoo.train.ema import EMA, ema_decay
+
+    assert ema_decay(0.999, 1, True) == 2 / 11 and ema_decay(0.999, 100, True) == 101 / 110
+    assert ema_decay(0.999, 10_000, True) == 0.999 and ema_decay(0.999, 1, False) == 0.999
+    assert math.prod(ema_decay(0.999, t, True) for t in range(1, 101)) < 1e-3  # the initial weights are forgotten
+    model = torch.nn.Module()
+    model.generator = torch.nn.Linear(1, 1, bias=False)
+    model.generator.weight.data.fill_(0.0)
+    averaged = EMA(model, 0.9, ("generator",), warmup=True)
+    expected = 0.0
+    for step, value in enumerate([1.0, 2.0, -1.0, 4.0, 0.5], start=1):
+        model.generator.weight.data.fill_(value)
+        averaged.update(step)
+        decay = min(0.9, (1 + step) / (10 + step))
+        expected = decay * expected + (1 - decay) * value  # theta_ema <- d theta_ema + (1 - d) theta
+        assert averaged.model.generator.weight.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_scores_during_training_record_how_the_ema_was_averaged(tmp_path):
+    config = tiny_config("gan", ema_decay=0.9, steps=2, eval_every=2, eval_metrics=["kid"], eval_samples=16, eval_real=32)
+    run = make_trainer(config, tmp_path / "run", progress=False).fit()
+    protocol = json.loads((run.path / "metrics.jsonl").read_text().splitlines()[-1])["scores"][0]["protocol"]
+    assert (protocol["ema"], protocol["ema_decay"], protocol["ema_warmup"]) == (True, 0.9, True)
