@@ -16,12 +16,14 @@ attention at 16x16; 35.7 M parameters) as genzoo's `ddpm` family and as `diffuse
 same device, same run: training images/s (MSE noise loss, AdamW) and DDIM-50 samples/s. genzoo runs
 as its trainer and `generate` run it (on CUDA: bf16 autocast, channels_last, fused AdamW;
 --compile adds torch.compile); diffusers runs plain (fp32, tf32 allowed) and with bf16 autocast +
-channels_last + fused AdamW. Needs `pip install diffusers` (the `bench` extra).
+channels_last + fused AdamW. Needs `pip install diffusers` (the `bench` and `test` extras).
+`--smoke` shrinks both U-Nets alike (width 32, 2 levels, 1 block) to check the benchmark's code on a CPU
+in seconds; its figures mean nothing.
 
     python benchmarks/diffusion.py quality --quick            # about 2-3 minutes on 2 CPU cores
     python benchmarks/diffusion.py quality                    # the CPU budget, about 15 minutes
     python benchmarks/diffusion.py quality --steps 20000 --width 64 --blocks 2 --batch 128 --samples 10000 --ddpm-samples 10000   # GPU
-    python benchmarks/diffusion.py speed [--device cpu|cuda] [--compile]
+    python benchmarks/diffusion.py speed [--device cpu|cuda] [--compile] [--json PATH]
 """
 
 from __future__ import annotations
@@ -188,26 +190,31 @@ def quality(args: argparse.Namespace) -> None:
 
 CIFAR = {"width": 128, "channel_multipliers": [1, 2, 2, 2], "blocks_per_level": 2, "attention_resolutions": [16],
          "dropout": 0.0, "timesteps": 1000, "schedule": "linear", "prediction": "eps"}
+SMOKE = {**CIFAR, "width": 32, "channel_multipliers": [1, 2], "blocks_per_level": 1}  # --smoke: same code, seconds on a CPU
 
 
-def genzoo_cifar_model(device: torch.device):
+def genzoo_cifar_model(device: torch.device, unet: dict = CIFAR):
     from genzoo.models.base import DataInfo
     from genzoo.registry import MODELS
 
-    config = build_config({"family": "ddpm", "model": CIFAR}).model
+    config = build_config({"family": "ddpm", "model": unet}).model
     model = MODELS.get("ddpm")(config, DataInfo(channels=3, image_size=32))
     return model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
 
 
-def diffusers_cifar_unet(device: torch.device, channels_last: bool):
+def diffusers_cifar_unet(device: torch.device, channels_last: bool, unet: dict = CIFAR):
+    """diffusers.UNet2DModel of the same configuration: attention blocks at the levels whose resolution is listed."""
     from diffusers import UNet2DModel
 
-    unet = UNet2DModel(sample_size=32, in_channels=3, out_channels=3, block_out_channels=(128, 256, 256, 256),
-                       layers_per_block=2, attention_head_dim=None, norm_eps=1e-6, downsample_padding=0,
-                       flip_sin_to_cos=False, freq_shift=1,
-                       down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
-                       up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"))
-    return unet.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    resolutions = [32 // 2**level for level in range(len(unet["channel_multipliers"]))]  # 32, 16, 8, 4 for CIFAR
+    attention = set(unet["attention_resolutions"])
+    model = UNet2DModel(sample_size=32, in_channels=3, out_channels=3,
+                        block_out_channels=tuple(unet["width"] * m for m in unet["channel_multipliers"]),
+                        layers_per_block=unet["blocks_per_level"], attention_head_dim=None, norm_eps=1e-6,
+                        downsample_padding=0, flip_sin_to_cos=False, freq_shift=1,
+                        down_block_types=tuple("AttnDownBlock2D" if r in attention else "DownBlock2D" for r in resolutions),
+                        up_block_types=tuple("AttnUpBlock2D" if r in attention else "UpBlock2D" for r in reversed(resolutions)))
+    return model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
 def images_per_second(step, batch: int, warmup: int, iterations: int, device: torch.device) -> float:
@@ -224,6 +231,8 @@ def images_per_second(step, batch: int, warmup: int, iterations: int, device: to
 def speed(args: argparse.Namespace) -> None:
     from diffusers import DDIMScheduler, DDPMScheduler
 
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda but no CUDA GPU is visible; use --device auto or cpu.")
     device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu")
     on_gpu = device.type == "cuda"
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # "fp32" on CUDA means tf32 matmuls
@@ -233,7 +242,8 @@ def speed(args: argparse.Namespace) -> None:
     results: dict[str, dict[str, float]] = {}
 
     # genzoo: the family's forward and generate, as the trainer and `genzoo sample` run them
-    model = genzoo_cifar_model(device)
+    unet_config = SMOKE if args.smoke else CIFAR
+    model = genzoo_cifar_model(device, unet_config)
     if args.compile:
         model.denoiser = torch.compile(model.denoiser)
     parameters = sum(p.numel() for p in model.parameters())
@@ -247,10 +257,13 @@ def speed(args: argparse.Namespace) -> None:
         loss.backward()
         optimizer.step()
 
-    name = "genzoo (bf16 + channels_last + fused AdamW" + (" + compile)" if args.compile else ")") if on_gpu else "genzoo (fp32)"
+    name = "genzoo (" + ("bf16 + channels_last + fused AdamW" if on_gpu else "fp32") + (" + compile)" if args.compile else ")")
+    print(f"{name}: training, batch {batch}", flush=True)  # progress lines: a log cut short says where it stopped
     results[name] = {"train_images_per_s": images_per_second(genzoo_step, batch, warmup, iterations, device)}
     model.eval()
-    model.generate(min(num_samples, 8), steps=2)  # warm-up
+    print(f"{name}: DDIM-50, {num_samples} samples", flush=True)
+    # warm-up with the timed batch and sampler, so that eval mode and the batch size are compiled (and tuned) here
+    model.generate(num_samples, sampler="ddim", steps=2)
     synchronize(device)
     start = time.perf_counter()
     model.generate(num_samples, sampler="ddim", steps=50, generator=torch.Generator(device).manual_seed(0))
@@ -265,7 +278,8 @@ def speed(args: argparse.Namespace) -> None:
     noising = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear")
     diffusers_parameters = None
     for variant, fast in variants:
-        unet = diffusers_cifar_unet(device, channels_last=fast)
+        print(f"{variant}: training, batch {batch}", flush=True)
+        unet = diffusers_cifar_unet(device, channels_last=fast, unet=unet_config)
         diffusers_parameters = sum(p.numel() for p in unet.parameters())
         optimizer = torch.optim.AdamW(unet.parameters(), lr=2e-4, fused=fast)
         images = x0.contiguous(memory_format=torch.channels_last) if fast else x0
@@ -282,6 +296,7 @@ def speed(args: argparse.Namespace) -> None:
 
         results[variant] = {"train_images_per_s": images_per_second(diffusers_step, batch, warmup, iterations, device)}
         unet.eval()
+        print(f"{variant}: DDIM-50, {num_samples} samples", flush=True)
         sampler = DDIMScheduler(num_train_timesteps=1000, beta_schedule="linear", timestep_spacing="linspace")
         sampler.set_timesteps(50)
         synchronize(device)
@@ -297,20 +312,21 @@ def speed(args: argparse.Namespace) -> None:
         del unet, optimizer
 
     baseline = results[variants[0][0]]
-    print(f"DDPM CIFAR-10 U-Net: genzoo {parameters:,} parameters, diffusers {diffusers_parameters:,}; "
-          f"on {device.type} ({device_name(device)}), torch {torch.__version__}")
+    print(f"DDPM CIFAR-10 U-Net{' (--smoke: narrowed)' if args.smoke else ''}: genzoo {parameters:,} parameters, "
+          f"diffusers {diffusers_parameters:,}; on {device.type} ({device_name(device)}), torch {torch.__version__}")
     print(f"training batch {batch} x {iterations} iterations; DDIM 50 steps on {num_samples} samples")
     print(f"{'implementation':<52}{'train img/s':>13}{'x plain':>9}{'DDIM-50 samples/s':>19}{'x plain':>9}")
     for variant, row in results.items():
         print(f"{variant:<52}{row['train_images_per_s']:>13.2f}{row['train_images_per_s'] / baseline['train_images_per_s']:>9.2f}"
               f"{row['ddim50_samples_per_s']:>19.3f}{row['ddim50_samples_per_s'] / baseline['ddim50_samples_per_s']:>9.2f}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"diffusion_speed-{device.type}.json"
+    path = args.json or RESULTS / f"diffusion_speed-{device.type}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     import diffusers
 
     path.write_text(json.dumps({"device": device_name(device), "torch": torch.__version__, "diffusers": diffusers.__version__,
                                 "parameters": {"genzoo": parameters, "diffusers": diffusers_parameters}, "batch": batch,
                                 "iterations": iterations, "ddim_samples": num_samples, "compile": args.compile,
+                                "unet": unet_config, "smoke": args.smoke,
                                 "results": results}, indent=2) + "\n")
     print(f"wrote {path}")
 
@@ -340,6 +356,8 @@ def main() -> None:
     s.add_argument("--iterations", type=int, default=None, help="timed training steps [30 on CUDA, 2 on CPU]")
     s.add_argument("--samples", type=int, default=None, help="DDIM-50 samples [1000 on CUDA, 2 on CPU]")
     s.add_argument("--compile", action="store_true", help="torch.compile genzoo's U-Net")
+    s.add_argument("--smoke", action="store_true", help="narrow both U-Nets alike (a check of the code; figures mean nothing)")
+    s.add_argument("--json", type=Path, default=None, help="output file [benchmarks/results/diffusion_speed-<device>.json]")
     args = parser.parse_args()
     quality(args) if args.command == "quality" else speed(args)
 

@@ -4,7 +4,10 @@ On the CPU: the `fmnist` feature network, 10k real (Fashion-MNIST test) vs 10k "
 sample). On CUDA (when present, or --device cuda): the FID Inception-v3 at 299 px with random
 weights (same cost as the real ones; the real weights cannot be had offline), 50k vs 50k.
 In the same run, torchmetrics' FrechetInceptionDistance is fed the same images through the same
-feature network, and both FIDs are printed with their relative difference.
+feature network, and both FIDs are printed with their relative difference. Where the Fashion-MNIST
+train split is not installed (genzoo then falls back to its embedded test split, e.g. on a GPU
+machine with no datasets), the "fake" set is the test images mirrored left to right, so that the two
+sets still differ.
 
     python benchmarks/eval_speed.py [--device cpu|cuda] [--num 10000] [--batch 500]
 """
@@ -35,10 +38,11 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def images(split: str, n: int, channels: int) -> torch.Tensor:
+def images(split: str, n: int, channels: int) -> tuple[torch.Tensor, str]:
+    """n images of a Fashion-MNIST split, (n, C, 28, 28) uint8, and where they came from."""
     data = build_dataset(DataConfig(name="fashion-mnist", split=split, channels=channels))
     index = torch.arange(n) % len(data)  # repeats the split when more images are asked than it has
-    return data.images[index]  # (n, C, 28, 28) uint8
+    return data.images[index], data.source
 
 
 class TorchmetricsFeatures(nn.Module):
@@ -47,6 +51,8 @@ class TorchmetricsFeatures(nn.Module):
     def __init__(self, network) -> None:
         super().__init__()
         self.network = network
+        # without it torchmetrics probes the network with a CPU image, which fails once the network is on a GPU
+        self.num_features = network.feature_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x.float() / 127.5 - 1.0)["features"].double()
@@ -59,6 +65,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda but no CUDA GPU is visible; use --device auto or cpu.")
     device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu")
     on_gpu = device.type == "cuda"
     n = args.num or (50_000 if on_gpu else 10_000)
@@ -70,16 +78,20 @@ def main() -> None:
         network = load_features("inception", str(weights)).to(device)
     else:
         network = load_features("fmnist").to(device)
-    real, fake = images("test", n, network.channels), images("train", n, network.channels)
+    (real, real_source), (fake, fake_source) = images("test", n, network.channels), images("train", n, network.channels)
+    if fake_source == real_source:  # no train split here: genzoo fell back to the test split
+        fake, fake_source = fake.flip(-1), f"{real_source}, mirrored left to right"
     batches = lambda x: (x[i : i + args.batch].float().to(device) / 127.5 - 1 for i in range(0, len(x), args.batch))  # noqa: E731
 
     timings = {}
+    print(f"{network.name} features of {n:,} + {n:,} images", flush=True)  # progress: a log cut short says where
     synchronize(device)
     start = time.perf_counter()
     real_set = extract(batches(real), network, "real", device)
     fake_set = extract(batches(fake), network, "fake", device)
     synchronize(device)
     timings["features"] = time.perf_counter() - start
+    print("FID, KID, precision/recall, density/coverage", flush=True)
     start = time.perf_counter()
     scores = {"fid": fid_from_moments(real_set.moments, fake_set.moments)}
     scores["kid"] = kernel_inception_distance(real_set.features, fake_set.features, num_subsets=100,
@@ -92,6 +104,7 @@ def main() -> None:
 
     from torchmetrics.image.fid import FrechetInceptionDistance
 
+    print("torchmetrics FID", flush=True)
     reference = FrechetInceptionDistance(feature=TorchmetricsFeatures(network), normalize=False).to(device)
     synchronize(device)
     start = time.perf_counter()
@@ -105,6 +118,7 @@ def main() -> None:
     name = torch.cuda.get_device_name() if on_gpu else (platform.processor() or platform.machine())
     print(f"{network.name} features, {n:,} vs {n:,} images, batch {args.batch}, on {device.type} ({name}), "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"real: {real_source}; fake: {fake_source}")
     print(f"{'what':<26}{'seconds':>9}{'images/s':>12}")
     for what, seconds in timings.items():
         rate = f"{2 * n / seconds:>12,.0f}" if what in ("features", "torchmetrics FID only") else f"{'':>12}"
@@ -117,7 +131,7 @@ def main() -> None:
     out = args.json or Path(f"benchmarks/results/eval_speed-{device.type}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"device": name, "torch": torch.__version__, "extractor": network.name, "n": n,
-                               "batch": args.batch, "timings_s": timings, "scores": scores,
+                               "batch": args.batch, "real": real_source, "fake": fake_source, "timings_s": timings, "scores": scores,
                                "torchmetrics_fid": torchmetrics_fid, "fid_relative_difference": difference}, indent=2))
     print(f"wrote {out}")
 

@@ -12,7 +12,7 @@ import difflib
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -55,6 +55,17 @@ class FamilyConfig(StrictModel):
     """Base of every family's `Config`; each family adds its own keys."""
 
 
+class TargetConfig(StrictModel):
+    """`data.target`: the unlabelled target data of domain adaptation; it takes the source's image size
+    and channels, so that both sides of a batch match."""
+
+    name: str  # a registered image dataset (`genzoo list`)
+    root: str | None = None  # a local copy, as data.root
+    split: Literal["train", "test", "all"] = "train"
+    download: bool = False  # as data.download
+    max_images: PositiveInt | None = None  # keep only the first N target images
+
+
 class DataConfig(StrictModel):
     name: str = "fashion-mnist"  # a registered dataset (`genzoo list`)
     root: PathSetting | None = None  # a local copy; otherwise $GENZOO_DATA, system paths, then the embedded sample
@@ -64,6 +75,16 @@ class DataConfig(StrictModel):
     download: bool = False  # fetch with torchvision when no local copy is found (explicit opt-in)
     max_images: PositiveInt | None = None  # keep only the first N images (quick runs)
     domains: tuple[int | str, int | str] | None = None  # two classes (names or indices) as domains a and b
+    target: TargetConfig | None = None  # domain adaptation: a second image dataset whose labels training never sees
+    direction: Literal["AtoB", "BtoA"] = "AtoB"  # paired images: BtoA swaps the sides (a is what a model reads)
+    # text datasets (text, fortunes)
+    tokens: Literal["chars", "bytes"] = "chars"  # a token per character (the corpus's own) or per byte (256)
+    sequence_length: PositiveInt = 128  # tokens a text model reads per window; a batch holds L + 1
+
+    @field_validator("target", mode="before")
+    @classmethod
+    def _target_name(cls, value: object) -> object:
+        return {"name": value} if isinstance(value, str) else value  # data.target=digits: a dataset name alone
 
 
 class TrainConfig(StrictModel):
@@ -71,6 +92,8 @@ class TrainConfig(StrictModel):
     batch_size: PositiveInt = 64  # global batch, split across processes
     optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
     lr: PositiveFloat = 2e-4
+    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"  # decay of every rate over the run
+    warmup_steps: NonNegativeInt = 0  # rates ramp up linearly over this many first steps
     betas: tuple[float, float] = (0.5, 0.999)  # Adam/AdamW only; (0.5, 0.999) as in DCGAN
     weight_decay: NonNegativeFloat = 0.0
     group_lr: dict[str, PositiveFloat] = Field(default_factory=dict)  # per parameter group, instead of lr (TTUR)
@@ -80,6 +103,7 @@ class TrainConfig(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     channels_last: bool | None = None  # None: on CUDA (faster convolutions), not on the CPU
     seed: int = 0
+    process_noise: Literal["distinct", "shared"] = "distinct"  # shared: every process draws the same noise (parity tests)
     deterministic: bool = False  # deterministic kernels (slower); exact resume on CPU holds either way
     log_every: PositiveInt = 50  # steps between reads of the losses (the only host syncs); at most steps/20
     sample_every: PositiveInt = 500  # steps between sample grids in samples/
@@ -227,7 +251,8 @@ def _section(model: type[BaseModel], path: list[str]) -> type[BaseModel] | None:
     for part in path:
         field = model.model_fields.get(part)
         annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        nested = [a for a in get_args(annotation) or (annotation,) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not nested:  # neither a section nor an optional one (data.target)
             return None
-        model = annotation
+        model = nested[0]
     return model

@@ -26,7 +26,8 @@ def load(run: str | Path | RunFolder, ema: bool | None = None, device: str | tor
     if metadata.get("family") != config.family:
         raise CheckpointError(f"{folder.weights} holds a {metadata.get('family')!r} model but config.json says "
                               f"{config.family!r}; the run folder is mixed up.")
-    model = MODELS.get(config.family)(config.model, DataInfo.from_dict(metadata["data_info"]))
+    with torch.random.fork_rng(devices=[]):  # the initial weights, overwritten below, leave the caller's random state alone
+        model = MODELS.get(config.family)(config.model, DataInfo.from_dict(metadata["data_info"]))
     try:
         model.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("ema.")})
     except RuntimeError:

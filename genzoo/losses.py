@@ -101,6 +101,16 @@ def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Ten
         return (gradients.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
 
 
+def r1_penalty(discriminator: Callable[[Tensor], Tensor], real: Tensor) -> Tensor:
+    """Mescheder et al. (2018), Eq. 9: R1 = E_x ||grad_x D(x)||^2 on real images (the caller weighs it by
+    gamma / 2). In float32 even under autocast, like the gradient penalty. real: (B, C, H, W) -> scalar."""
+    with torch.autocast(real.device.type, enabled=False):
+        real = real.detach().float().requires_grad_(True)  # (B, C, H, W)
+        scores = discriminator(real).float()  # (B, 1)
+        (gradients,) = torch.autograd.grad(scores.sum(), real, create_graph=True)  # (B, C, H, W)
+        return gradients.flatten(1).pow(2).sum(1).mean()
+
+
 @torch.no_grad()
 def clip_weights(module: nn.Module, bound: float) -> None:
     """Arjovsky et al. (2017), Algorithm 1: w <- clip(w, -c, c) for every critic parameter."""
@@ -115,17 +125,6 @@ def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
     KL = 1/2 sum(mu^2 + sigma^2 - 1 - log sigma^2). mu, logvar: (B, D) -> (B,).
     """
     return 0.5 * torch.sum(mu.pow(2) + logvar.exp() - 1.0 - logvar, dim=1)
-
-
-RECONSTRUCTION_ERRORS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
-    "mse": lambda x_hat, x: (x_hat - x).pow(2).flatten(1).sum(1),  # sum of squared errors per image
-    "mae": lambda x_hat, x: (x_hat - x).abs().flatten(1).sum(1),  # sum of absolute errors per image
-}
-
-
-def reconstruction_error(kind: str, x_hat: Tensor, x: Tensor) -> Tensor:
-    """Per-image reconstruction error summed over pixels: (B, C, H, W) x 2 -> (B,)."""
-    return RECONSTRUCTION_ERRORS[kind](x_hat, x)
 
 
 # ----------------------------------------------------------------------------- image distances
@@ -186,7 +185,6 @@ IMAGE_DISTANCES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "mae": lambda x_hat, x: (x_hat - x).abs().flatten(1).mean(1),  # mean absolute error per pixel
     "laplacian": laplacian_l1,
 }
-IMAGE_DISTANCE_NAMES = ("mse", "mae", "laplacian", "perceptual")
 
 
 class ImageLoss:

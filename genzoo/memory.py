@@ -59,7 +59,18 @@ def check_model_fits(family: Any, config: Any, info: Any, batch_size: int, devic
         return
     check_fits(5 * weights, f"this {type(model).__name__} model ({_size(weights)} of weights, trained with Adam)",
                "lower data.image_size or the model's widths", device)
-    if info.channels and info.image_size:
-        batch = batch_size * info.channels * info.image_size**2 * 4
-        check_fits(batch, f"one batch of {batch_size} images of {info.channels}x{info.image_size}x{info.image_size}",
+    check_batch_fits(batch_size, info.channels, info.image_size, device)
+
+
+def check_batch_fits(batch_size: int, channels: int | None, image_size: int | None, device: Any = "cpu") -> None:
+    """Refuse a batch of float images that alone cannot fit (before the data are even loaded)."""
+    if image_size:
+        batch = batch_size * (channels or 1) * image_size**2 * 4
+        check_fits(batch, f"one batch of {batch_size} images of {channels or 1}x{image_size}x{image_size}",
                    "lower train.batch_size or data.image_size", device)
+
+
+def check_images_fit(count: int, channels: int, image_size: int, what: str) -> None:
+    """Refuse `count` uint8 images of this size (a dataset in memory) that cannot fit."""
+    check_fits(count * channels * image_size**2, f"{what} ({count} images of {channels}x{image_size}x{image_size})",
+               "lower data.image_size or data.max_images", "cpu")

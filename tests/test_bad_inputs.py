@@ -42,6 +42,10 @@ FMNIST = [*VAE, "data.name=fashion-mnist"]
 INCEPTION = ["--extractor", "inception", "--inception-weights"]
 FOLDER = ["vae", "model.latent_dim=4", "model.width=4", "data.name=image-folder", "data.image_size=16",
           "train.steps=1", "train.batch_size=2", "--no-progress"]
+TEXT = ["vae", "model.latent_dim=4", "model.width=4", "data.name=text", "data.sequence_length=8", "train.steps=1",
+        "train.batch_size=2", "--no-progress"]
+PAIRED = ["vae", "model.latent_dim=4", "model.width=4", "data.name=paired-folder", "data.image_size=16", "train.steps=1",
+          "train.batch_size=2", "--no-progress"]
 NON_UTF8 = os.fsdecode(b"caf\xe9-\xff")  # Latin-1 bytes in a file name: not decodable as UTF-8
 
 
@@ -269,6 +273,51 @@ CASES = [
          lambda t, r: ["train", *FMNIST, f"data.root={fmnist_root(t, idx((10, 28, 28)), idx((5,)))}"]),
     Case("fmnist/root-is-a-file", "not a folder",
          lambda t, r: ["train", *FMNIST, f"data.root={_write(t / 'fmnist.zip', b'PK')}"]),
+    # --- data: text corpora
+    Case("text/not-utf8", "data.tokens=bytes",
+         lambda t, r: ["train", *TEXT, f"data.root={files(t / 'corpus', {'a.txt': 'text:ok', 'b.txt': 'grey'})}"]),
+    Case("text/empty-corpus", "holds no text",
+         lambda t, r: ["train", *TEXT, f"data.root={files(t / 'corpus', {'a.txt': 'text:', 'b.txt': 'text:'})}"]),
+    Case("text/shorter-than-a-window", "fewer than one window",
+         lambda t, r: ["train", *TEXT, f"data.root={files(t / 'corpus', {'a.txt': 'text:hello'}) / 'a.txt'}"]),
+    Case("text/folder-without-files", "holds no files",
+         lambda t, r: ["train", *TEXT, f"data.root={_mkdir(t / 'corpus' / 'sub').parent}"]),
+    Case("text/no-root", "data.root", lambda t, r: ["train", *TEXT, "--out", t / "new"]),
+    Case("text/image-size-on-text", "data.image_size",
+         lambda t, r: ["train", *TEXT, "data.image_size=16", f"data.root={files(t / 'c', {'a.txt': 'text:' + 'x' * 99})}"]),
+    Case("text/unknown-token-kind", "data.tokens", lambda t, r: ["train", *TEXT, "data.tokens=words"]),
+    Case("text/sequence-length-zero", "data.sequence_length", lambda t, r: ["train", *TEXT, "data.sequence_length=0"]),
+    Case("text/fortunes-root-missing", "does not exist",
+         lambda t, r: ["train", *TEXT, "data.name=fortunes", f"data.root={t / 'missing'}"]),
+    Case("text/image-family-on-text", "'image'",
+         lambda t, r: ["train", *TEXT, f"data.root={files(t / 'c', {'a.txt': 'text:' + 'x' * 99})}", "--out", t / "new"]),
+    # --- data: paired images
+    Case("paired/unmatched-names", "without a partner",
+         lambda t, r: ["train", *PAIRED, f"data.root={files(t / 'p', {'A/x.png': 'grey', 'A/y.png': 'grey', 'B/x.png': 'grey'})}"]),
+    Case("paired/same-name-twice", "two images named",
+         lambda t, r: ["train", *PAIRED, f"data.root={files(t / 'p', {'A/x.png': 'grey', 'A/x.jpg': 'jpeg', 'B/x.png': 'grey'})}"]),
+    Case("paired/broken-image-in-b", "x.png",
+         lambda t, r: ["train", *PAIRED, f"data.root={files(t / 'p', {'A/x.png': 'grey', 'B/x.png': 'truncated-png'})}"]),
+    Case("paired/too-narrow-for-a-and-b", "too narrow",
+         lambda t, r: ["train", *PAIRED, f"data.root={files(t / 'p', {'ab.png': 'one-pixel', **GOOD})}"]),
+    Case("paired/empty-folder", "holds no images", lambda t, r: ["train", *PAIRED, f"data.root={_mkdir(t / 'p')}"]),
+    Case("paired/no-root", "data.root", lambda t, r: ["train", *PAIRED, "--out", t / "new"]),
+    Case("paired/domains-on-pairs", "data.domains",
+         lambda t, r: ["train", *PAIRED, "data.domains=[A, B]", f"data.root={files(t / 'p', GOOD)}", "--out", t / "new"]),
+    Case("paired/unknown-direction", "data.direction", lambda t, r: ["train", *PAIRED, "data.direction=left"]),
+    # --- data: source and target (domain adaptation)
+    Case("target/unlabelled-source", "labelled source",
+         lambda t, r: ["train", *FOLDER, f"data.root={files(t / 'flat', GOOD)}", "data.target=fake", "--out", t / "new"]),
+    Case("target/text-as-target", "must be an image dataset",
+         lambda t, r: ["train", *VAE, "data.target.name=text", f"data.target.root={_write(t / 'a.txt', b'x' * 500)}"]),
+    Case("target/with-domains", "do not go together", lambda t, r: ["train", *VAE, "data.domains=[0, 1]", "data.target=fake"]),
+    Case("target/without-a-name", "data.target.name", lambda t, r: ["train", *VAE, "data.target.split=test"]),
+    Case("target/unknown-key", "data.target.splt", lambda t, r: ["train", *VAE, "data.target=fake", "data.target.splt=test"]),
+    Case("target/unknown-dataset", "unknown dataset", lambda t, r: ["train", *VAE, "data.target=mnist-m"]),
+    Case("target/missing-folder", "does not exist",
+         lambda t, r: ["train", *VAE, "data.target.name=image-folder", f"data.target.root={t / 'missing'}"]),
+    Case("target/on-a-text-dataset", "data.target means nothing",
+         lambda t, r: ["train", *TEXT, f"data.root={_write(t / 'a.txt', b'x' * 500)}", "data.target=fake"]),
     # --- data: any dataset
     Case("data/unknown-dataset", "unknown dataset", lambda t, r: ["train", *VAE, "data.name=cifar-11"]),
     Case("data/fewer-images-than-a-batch", "fewer than one batch", lambda t, r: ["train", *VAE, "data.max_images=4"]),
@@ -470,7 +519,7 @@ def test_bad_input_ends_in_one_sentence_exit_2_nothing_damaged(case: Case, built
 
 def test_the_corpus_covers_every_command_and_is_big_enough():
     groups = {c.id.split("/")[0] for c in CASES}
-    assert {"config", "yaml", "images", "fmnist", "data", "train", "resume", "sample", "eval", "report", "demo",
+    assert {"config", "yaml", "images", "fmnist", "text", "paired", "target", "data", "train", "resume", "sample", "eval", "report", "demo",
             "latent", "cli"} <= groups
     assert len(CASES) >= 30 and len({c.id for c in CASES}) == len(CASES)
     assert sum(c.process for c in CASES) >= 2

@@ -46,7 +46,8 @@ def vae_run(tmp_path, capsys) -> Path:
 def test_list_shows_families_presets_datasets(capsys):
     code, out, _ = genzoo(capsys, "list")
     assert code == 0
-    for name in ("autoencoder", "vae", "gan", "dcgan", "demo", "fashion-mnist", "image-folder", "digits", "fake"):
+    for name in ("autoencoder", "vae", "gan", "dcgan", "demo", "fashion-mnist", "image-folder", "digits", "fake", "fortunes", "text",
+                 "paired-folder", "edges2fashion"):
         assert name in out
 
 

@@ -216,7 +216,7 @@ def test_ddim_with_eta_zero_is_deterministic_and_eta_one_is_ddpm():
 
 
 def test_samplers_match_diffusers_schedulers_step_for_step():
-    diffusers = pytest.importorskip("diffusers")  # an optional cross-check (the `bench` extra)
+    diffusers = pytest.importorskip("diffusers")  # the `test` extra: runs in `make test` (test_tooling.py checks)
     T = 50
     schedule = Schedule(torch.linspace(1e-4, 0.02, T, dtype=torch.float32).double())  # diffusers' float32 betas
     x_star = torch.rand(1, 1, 4, 4, generator=torch.Generator().manual_seed(0)) * 2.4 - 1.2  # outside [-1, 1]: clipping acts

@@ -326,14 +326,14 @@ def test_only_the_main_process_prints_notes(monkeypatch, capsys):
 def test_the_progress_bar_keeps_bar_count_and_eta_on_80_columns():
     from rich.console import Console
 
-    from genzoo.train.trainer import _losses, _progress_bar
+    from genzoo.train.log import progress_bar, progress_losses
 
-    progress = _progress_bar(enabled=True)
+    progress = progress_bar(Console(stderr=True), enabled=True)
     task = progress.add_task("gan", total=5000, completed=1234, speed="", losses="")
     record = {"step": 1234, "discriminator/total": 1.23, "discriminator/loss_d_real": 0.612,
               "discriminator/loss_d_fake": 0.611, "discriminator/d_real": 0.5, "discriminator/d_fake": 0.49,
               "generator/total": 0.77, "schedule/alpha": 0.5}
-    progress.update(task, speed="1,234 img/s", losses=_losses(record))
+    progress.update(task, speed="1,234 img/s", losses=progress_losses(record))
     console = Console(width=80, force_terminal=True, record=True, file=io.StringIO())
     console.print(progress.get_renderable())
     lines = console.export_text().splitlines()

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from genzoo.errors import ConfigError
-from genzoo.losses import ADVERSARIAL_LOSSES, gaussian_kl, reconstruction_error
+from genzoo.losses import ADVERSARIAL_LOSSES, gaussian_kl, r1_penalty
 from genzoo.nn import DownConvStack, UpConvStack, base_and_doublings
 
 
@@ -62,11 +62,15 @@ def test_gaussian_kl_closed_form():
     torch.testing.assert_close(gaussian_kl(mu, logvar), expected, rtol=1e-12, atol=1e-12)
 
 
-def test_reconstruction_errors():
-    x = torch.zeros(2, 1, 2, 2)
-    x_hat = torch.tensor([1.0, -1.0, 2.0, 0.0]).reshape(1, 1, 2, 2).expand(2, -1, -1, -1)
-    assert reconstruction_error("mse", x_hat, x).tolist() == [6.0, 6.0]
-    assert reconstruction_error("mae", x_hat, x).tolist() == [4.0, 4.0]
+def test_r1_penalty_of_a_linear_discriminator_is_its_squared_weight_norm():
+    # D(x) = <w, x>: grad_x D = w for every x, so R1 = ||w||^2 exactly
+    weight = torch.tensor([[1.0, -2.0, 0.5, 3.0]])
+    discriminator = lambda x: x.flatten(1) @ weight.T  # noqa: E731  (B, 4) -> (B, 1)
+    real = torch.randn(5, 1, 2, 2)
+    assert r1_penalty(discriminator, real).item() == pytest.approx(1 + 4 + 0.25 + 9)
+    # D(x) = sum x^2 / 2: grad = x, so R1 = mean_i ||x_i||^2
+    assert r1_penalty(lambda x: 0.5 * x.flatten(1).pow(2).sum(1, keepdim=True), real).item() == pytest.approx(
+        real.flatten(1).pow(2).sum(1).mean().item(), rel=1e-6)
 
 
 @pytest.mark.parametrize("size, base, doublings", [(28, 7, 2), (32, 4, 3), (64, 4, 4), (16, 4, 2), (48, 6, 3)])

@@ -105,6 +105,24 @@ def test_two_processes_train_as_one_process(tmp_path):
     compare_with_one_process(tmp_path / "two", images, 6, tmp_path)
 
 
+def test_two_processes_train_a_gan_with_ema_as_one_process(tmp_path):
+    """Two phases that each step their own parameter group (requires_grad toggled) and an EMA: every
+    phase's gradients are averaged over the processes. Each process normally draws its own noise z,
+    so runs differ; with the same images and the noise shared (train.process_noise=shared) both
+    processes compute the same gradients, and their average is exactly what one process computes
+    with half the global batch."""
+    images = same_images(tmp_path / "images")
+    gan = ["train.ema_decay=0.9", "train.process_noise=shared"]
+    launch("train", "gan", *overrides("gan", images, 4, gan), "--out", str(tmp_path / "two"))
+    single = one_process("gan", overrides("gan", images, 4, [*gan, "train.batch_size=4"]), tmp_path / "one")
+    expected, got = RunFolder(single.path).read_weights(single.weights)[0], RunFolder(tmp_path / "two").read_weights(
+        RunFolder(tmp_path / "two").weights)[0]
+    assert any(key.startswith("ema.") for key in got) and expected.keys() == got.keys()
+    for key in expected:
+        if "running_" not in key and "num_batches" not in key:  # batch-norm buffers are per process (see above)
+            torch.testing.assert_close(got[key], expected[key], rtol=0, atol=1e-6, msg=key)
+
+
 @pytest.mark.slow
 def test_a_two_process_run_resumes_as_one_process(tmp_path):
     images = same_images(tmp_path / "images")

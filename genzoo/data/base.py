@@ -2,13 +2,14 @@
 
 A dataset is anything with `keys` (the batch keys it gives), `info` (a `DataInfo`), `source` and
 `notes` (for messages), a length, a `device`, `to(device)` and `batch(indices) -> dict[str, Tensor]`
-(`Dataset`). The trainer and `BatchStream` use nothing else, so images, image pairs, source/target
-data and text are all just datasets. Image datasets:
-every dataset is decoded once into a uint8 tensor (N, C, H, W) and, optionally, int64 labels (N,);
+(`Dataset`). The trainer and `BatchStream` use nothing else, so images, image pairs (`genzoo.data.paired`),
+source/target data and text (`genzoo.data.text`) are all just datasets. Image datasets:
+every image dataset is decoded once into a uint8 tensor (N, C, H, W) and, optionally, int64 labels (N,);
 batches are dicts `{"image": float in [-1, 1], "label": int64, "index": int64}`, converted here, at
 the boundary. `index` is the image's stable position in the dataset (GLO learns one code per index).
 With `data.domains=[A, B]` two classes of a labelled dataset become two unpaired domains, batches
-`{"a": ..., "b": ...}` (`DomainData`).
+`{"a": ..., "b": ...}` (`DomainData`); with `data.target=NAME` a labelled source and an unlabelled
+target (`genzoo.data.adaptation`).
 Keeping the data in memory (on the GPU when there is one) removes the loader from the step loop;
 Fashion-MNIST is 55 MB as uint8.
 """
@@ -24,14 +25,21 @@ from torch import Tensor
 from genzoo.config import DataConfig
 from genzoo.data.info import DataInfo
 from genzoo.errors import DataError
+from genzoo.memory import check_images_fit
 
 
 # where each batch key comes from, for the message when a family needs a key its dataset lacks
 KEY_SOURCES = {
     "label": "a labelled dataset (e.g. fashion-mnist, or class sub-folders)",
     "index": "a dataset of stored images (not data.domains)",
-    "a": "two domains: data.domains=[A, B] names two classes or class sub-folders",
-    "b": "two domains: data.domains=[A, B] names two classes or class sub-folders",
+    "a": "two domains: data.domains=[A, B] names two classes or class sub-folders, or a paired dataset "
+         "(paired-folder, edges2fashion)",
+    "b": "two domains: data.domains=[A, B] names two classes or class sub-folders, or a paired dataset "
+         "(paired-folder, edges2fashion)",
+    "source": "a labelled source and an unlabelled target: data.target=NAME beside a labelled data.name",
+    "source_label": "a labelled source and an unlabelled target: data.target=NAME beside a labelled data.name",
+    "target": "a labelled source and an unlabelled target: data.target=NAME beside a labelled data.name",
+    "tokens": "a text dataset (data.name=fortunes, or data.name=text data.root=FILE)",
 }
 
 
@@ -166,6 +174,7 @@ def conform(data: ImageData, config: DataConfig) -> ImageData:
         data.labels = None if data.labels is None else data.labels[: config.max_images]
     data.images = convert_channels(data.images, config.channels)
     if config.image_size is not None and data.images.shape[-2:] != (config.image_size, config.image_size):
+        check_images_fit(len(data.images), data.images.shape[1], config.image_size, "the resized images")
         data.images = torch.cat([resize_crop(chunk, config.image_size) for chunk in data.images.split(4096)])
     return data
 
@@ -198,8 +207,8 @@ class BatchStream:
             raise DataError(f"train.batch_size={batch_size} does not split over {world_size} processes; make it a multiple.")
         if len(data) < batch_size:
             raise DataError(
-                f"the dataset has {len(data)} images, fewer than one batch of {batch_size}; "
-                "lower train.batch_size or add images."
+                f"the dataset has {len(data)} items (images, pairs or text windows), fewer than one batch of "
+                f"{batch_size}; lower train.batch_size or add data."
             )
         self.data, self.batch_size, self.seed = data, batch_size, seed
         self.rank, self.world_size = rank, world_size

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from genzoo.config import DataConfig
+from genzoo.memory import check_images_fit
 from genzoo.data.base import ImageData
 from genzoo.registry import DATASETS
 
@@ -16,6 +17,7 @@ from genzoo.registry import DATASETS
 @DATASETS.register("fake")
 def fake(config: DataConfig) -> ImageData:
     n, size, channels = config.max_images or 512, config.image_size or 16, config.channels or 1
+    check_images_fit(n, 4 * channels, size, "the fake images and their float intermediates")
     generator = torch.Generator().manual_seed(1234)
     centre = torch.rand(n, 2, 1, 1, generator=generator) * size  # (N, 2, 1, 1)
     radius = 1.5 + torch.rand(n, 1, 1, generator=generator) * size / 4  # (N, 1, 1)

@@ -55,12 +55,8 @@ def image_folder(config: DataConfig) -> ImageData:
     shown = is_main_process()  # every process decodes; the main one shows it
     with closing(track(files, description="decoding images", transient=True, disable=not shown)) as paths:  # closed on a bad file too
         opened = [open_image(path) for path in paths]
-    channels = config.channels or (1 if all(im.mode in ("L", "1", "I;16", "I") for im in opened) else 3)
-    mode = "L" if channels == 1 else "RGB"
-    tensors = []
-    for path, image in zip(files, opened):
-        array = np.array(_to_8bit(image).convert(mode), dtype=np.uint8).reshape(image.height, image.width, channels)
-        tensors.append(resize_crop(torch.from_numpy(array).permute(2, 0, 1)[None], size))  # (1, C, s, s)
+    channels = config.channels or (1 if all(map(is_grey, opened)) else 3)
+    tensors = [resize_crop(pixels(image, channels), size) for image in opened]  # (1, C, s, s) each
     classes = sorted({p.parent.relative_to(root).parts[0] for p in files if p.parent != root})
     labels, num_classes = None, None
     if classes and all(p.parent != root for p in files) and len(classes) > 1:
@@ -74,6 +70,17 @@ def image_folder(config: DataConfig) -> ImageData:
              "set them to choose."] if picked else []
     return ImageData(torch.cat(tensors), labels, num_classes, source=f"{len(files)} images from {root}",
                      class_names=classes if labels is not None else None, notes=notes)
+
+
+def is_grey(image: Image.Image) -> bool:
+    return image.mode in ("L", "1", "I;16", "I")
+
+
+def pixels(image: Image.Image, channels: int) -> torch.Tensor:
+    """A decoded image as uint8 (1, channels, H, W): 16-bit scaled to 8, colour to grey or grey to RGB."""
+    mode = "L" if channels == 1 else "RGB"
+    array = np.array(_to_8bit(image).convert(mode), dtype=np.uint8).reshape(image.height, image.width, channels)
+    return torch.from_numpy(array).permute(2, 0, 1)[None]
 
 
 def _to_8bit(image: Image.Image) -> Image.Image:

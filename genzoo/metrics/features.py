@@ -105,4 +105,5 @@ def inception_features(weights: str | None = None) -> FeatureNetwork:
 
 
 def load_features(name: str, weights: str | None = None) -> FeatureNetwork:
-    return FEATURES.get(name)(weights)
+    with torch.random.fork_rng(devices=[]):  # building the network draws initial weights: the caller's random state stays
+        return FEATURES.get(name)(weights)

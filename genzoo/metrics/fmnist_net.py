@@ -72,17 +72,19 @@ def accuracy(network: FMNISTNet, images: Tensor, labels: Tensor, batch: int = 10
     return correct / len(images)
 
 
-def train_network(seed: int, epochs: int, batch_size: int, lr: float) -> tuple[FMNISTNet, dict]:
+def train_network(seed: int, epochs: int, batch_size: int, lr: float, max_images: int | None = None) -> tuple[FMNISTNet, dict]:
+    """Train FMNISTNet on the Fashion-MNIST train split (or its first `max_images`); test on the test split."""
     from genzoo.config import DataConfig
     from genzoo.data import build_dataset
 
     torch.manual_seed(seed)
-    train = build_dataset(DataConfig(name="fashion-mnist", split="train"))
-    test = build_dataset(DataConfig(name="fashion-mnist", split="test"))
+    train = build_dataset(DataConfig(name="fashion-mnist", split="train", max_images=max_images))
+    test = build_dataset(DataConfig(name="fashion-mnist", split="test", max_images=max_images))
     if train.notes:
         raise SystemExit("the full Fashion-MNIST train split is needed: " + train.notes[0])
-    x_train, y_train = train.batch(torch.arange(len(train))).values()
-    x_test, y_test = test.batch(torch.arange(len(test))).values()
+    train_batch, test_batch = train.batch(torch.arange(len(train))), test.batch(torch.arange(len(test)))
+    x_train, y_train = train_batch["image"], train_batch["label"]  # (N, 1, 28, 28) in [-1, 1], (N,)
+    x_test, y_test = test_batch["image"], test_batch["label"]
     network = FMNISTNet()
     optimizer = torch.optim.AdamW(network.parameters(), lr=lr, weight_decay=5e-4)
     steps = epochs * (len(x_train) // batch_size)
@@ -114,9 +116,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--lr", type=float, default=4e-3)
+    parser.add_argument("--max-images", type=int, default=None, help="train on the first N images only (a smoke test)")
     parser.add_argument("--out", type=Path, default=WEIGHTS)
     args = parser.parse_args()
-    network, report = train_network(args.seed, args.epochs, args.batch_size, args.lr)
+    network, report = train_network(args.seed, args.epochs, args.batch_size, args.lr, args.max_images)
     from safetensors.torch import save_file
 
     args.out.parent.mkdir(parents=True, exist_ok=True)

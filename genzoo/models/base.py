@@ -60,6 +60,7 @@ class GroupSettings:
 
     lr_scale: float = 1.0  # the group's rate is train.lr (or train.group_lr[group]) times this
     betas: tuple[float, float] | None = None  # Adam betas; None: train.betas
+    betas_power: float = 1.0  # Adam betas raised to this power (lazy regularisation: beta^c)
 
 
 @dataclass(frozen=True)

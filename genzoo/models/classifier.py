@@ -16,6 +16,8 @@ scores it on the run's data.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from pydantic import Field, PositiveInt
@@ -24,7 +26,7 @@ from torch import Tensor, nn
 from genzoo.config import FamilyConfig
 from genzoo.errors import GenzooError
 from genzoo.models.base import DataInfo, GenerativeModel
-from genzoo.nn import DownConvStack, init_dcgan_weights
+from genzoo.nn import DownConvStack
 from genzoo.registry import MODELS
 
 # ----------------------------------------------------------------------------- config
@@ -32,6 +34,7 @@ from genzoo.registry import MODELS
 
 class ClassifierConfig(FamilyConfig):
     width: PositiveInt = 32  # channels of the first convolution (doubled at every stride-2 layer)
+    norm: Literal["batch", "layer", "none"] = "batch"  # normalisation after each strided convolution but the first
     dropout: float = Field(0.2, ge=0.0, lt=1.0)  # before the linear layer
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)  # eps of Szegedy et al. 2016
 
@@ -52,9 +55,10 @@ class Classifier(GenerativeModel):
             raise GenzooError("a classifier needs class labels, and this dataset has none; use a labelled dataset "
                               "(e.g. fashion-mnist, or an image folder with one sub-folder per class).")
         self.num_classes = info.num_classes
-        self.features = DownConvStack(info.image_size, info.channels, config.width, out_dim=None)  # phi: (B, F)
+        self.features = DownConvStack(info.image_size, info.channels, config.width, out_dim=None, norm=config.norm)  # phi: (B, F)
         self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(self.features.feature_dim, self.num_classes))
-        init_dcgan_weights(self)
+        # PyTorch's default (Kaiming-uniform) initialisation: with DCGAN's N(0, 0.02) the first features are
+        # nearly constant and batch norm's running statistics, which eval mode uses, lag far behind the batch's
 
     def forward(self, phase: str, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         x, labels = batch["image"], batch["label"]  # (B, C, H, W) in [-1, 1], (B,)

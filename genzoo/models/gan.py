@@ -21,6 +21,15 @@ discriminator is a body phi(x) -> (B, F) with heads added here:
   discriminator D(x, y) = w^T phi(x) + b + embed(y)^T phi(x) (Miyato & Koyama 2018, Eq. 3);
 - `acgan`: labels feed G; D also classifies, and both add the class log-likelihood of the true
   label to their objectives (Odena et al. 2017, Eqs. 2-3).
+
+Regularisers that work with any objective:
+- R1 (Mescheder et al., "Which Training Methods for GANs do actually Converge?", 2018, Eq. 9):
+  gamma/2 E_x ||grad_x D(x)||^2 on real images, as its own phase every `r1_every` steps ("lazy
+  regularisation", Karras et al. 2020, Sec. 3.1) weighted by the interval, with their Appendix B
+  correction of the discriminator's Adam: learning rate x c and betas^c, c = k / (k + 1);
+- instance noise (Sonderby et al., "Amortised MAP Inference for Image Super-resolution", 2017,
+  Sec. 3.2; Arjovsky & Bottou 2017): N(0, sigma^2) noise on every input of D, real and fake, with
+  sigma annealed linearly from `instance_noise` to 0 over the run (a schedule of the step).
 """
 
 from __future__ import annotations
@@ -34,8 +43,8 @@ from torch import Tensor, nn
 
 from genzoo.config import FamilyConfig
 from genzoo.errors import GenzooError
-from genzoo.losses import ADVERSARIAL_LOSSES, clip_weights, gradient_penalty
-from genzoo.models.base import DataInfo, GenerativeModel, Phase, class_labels
+from genzoo.losses import ADVERSARIAL_LOSSES, clip_weights, gradient_penalty, r1_penalty
+from genzoo.models.base import DataInfo, GenerativeModel, GroupSettings, Phase, Scheduled, class_labels
 from genzoo.nn import DownConvStack, UpConvStack, init_dcgan_weights
 from genzoo.registry import MODELS
 
@@ -55,6 +64,9 @@ class GANConfig(FamilyConfig):
     weight_clip: PositiveFloat | None = None  # c; None: the objective's (0.01 for wgan), else no clipping
     conditional: Literal["none", "cgan", "acgan"] = "none"  # class conditioning (needs labels)
     auxiliary_weight: NonNegativeFloat = 1.0  # weight of the AC-GAN class terms
+    r1_gamma: NonNegativeFloat = 0.0  # gamma of the R1 penalty on real images (Mescheder et al. 2018); 0: none
+    r1_every: PositiveInt = 16  # lazy regularisation: the R1 phase runs every k steps (Karras et al. 2020)
+    instance_noise: NonNegativeFloat = 0.0  # std of noise on D's inputs, annealed linearly to 0 (Sonderby et al. 2017)
 
     @field_validator("objective")
     @classmethod
@@ -122,7 +134,7 @@ def _apply_spectral_norm(module: nn.Module) -> None:
 class GAN(GenerativeModel):
     Config = GANConfig
     ema_modules = ("generator",)
-    phase_summary = "discriminator xk, generator"
+    phase_summary = "discriminator xk, r1 every k (if on), generator"
 
     def __init__(self, config: GANConfig, info: DataInfo) -> None:
         super().__init__(config, info)
@@ -148,13 +160,34 @@ class GAN(GenerativeModel):
         self.discriminator_steps = config.discriminator_steps or paper.get("critic_steps", 1)
         self.penalty = self.objective.gradient_penalty if config.gradient_penalty is None else config.gradient_penalty
         self.clip = config.weight_clip if config.weight_clip is not None else self.objective.weight_clip
+        self.noise_std = config.instance_noise  # this step's instance noise, set by `schedule`
 
     @property
     def phases(self) -> tuple[Phase, ...]:
+        lazy_r1 = (Phase("r1", group="discriminator", every=self.config.r1_every),) if self.config.r1_gamma else ()
         return (
             Phase("discriminator", repeats=self.discriminator_steps),
+            *lazy_r1,  # on its own batch of real images
             Phase("generator", fresh_batch=False),  # needs only the batch size and labels: reuse the last batch
         )
+
+    def group_settings(self) -> dict[str, GroupSettings]:
+        k = self.config.r1_every
+        if not self.config.r1_gamma or k == 1:
+            return {}
+        c = k / (k + 1)  # Karras et al. (2020), Appendix B: the lazy phase's share of the updates
+        return {"discriminator": GroupSettings(lr_scale=c, betas_power=c)}
+
+    def schedule(self, step: int, total: int) -> Scheduled:
+        """Instance noise sigma = sigma_0 (1 - step / total): from the configured std down to 0."""
+        if not self.config.instance_noise:
+            return Scheduled()
+        self.noise_std = self.config.instance_noise * max(0.0, 1.0 - step / total)
+        return Scheduled(values={"instance_noise": self.noise_std})
+
+    def _noisy(self, x: Tensor) -> Tensor:
+        """D's input with instance noise N(0, sigma^2) added (x itself when sigma = 0)."""
+        return x + self.noise_std * torch.randn_like(x) if self.noise_std else x
 
     def param_groups(self) -> dict[str, list]:
         return {
@@ -163,7 +196,7 @@ class GAN(GenerativeModel):
         }
 
     def forward(self, phase: str, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        return {"discriminator": self.discriminator_losses, "generator": self.generator_losses}[phase](batch)
+        return {"discriminator": self.discriminator_losses, "r1": self.r1_losses, "generator": self.generator_losses}[phase](batch)
 
     def after_step(self, phase: str) -> None:
         if phase == "discriminator" and self.clip is not None:
@@ -176,8 +209,8 @@ class GAN(GenerativeModel):
         labels = batch.get("label") if self.conditional else None  # (B,)
         with torch.no_grad():
             fake = self.generator(self._generator_input(real.shape[0], labels))  # (B, C, H, W)
-        real_score, real_classes = self.discriminator(real, labels)  # (B, 1), (B, K) | None
-        fake_score, fake_classes = self.discriminator(fake, labels)
+        real_score, real_classes = self.discriminator(self._noisy(real), labels)  # (B, 1), (B, K) | None
+        fake_score, fake_classes = self.discriminator(self._noisy(fake), labels)
         loss_d_real, loss_d_fake = self.objective.discriminator(real_score, fake_score)
         losses = {"loss_d_real": loss_d_real, "loss_d_fake": loss_d_fake}
         total = loss_d_real + loss_d_fake
@@ -194,10 +227,16 @@ class GAN(GenerativeModel):
             losses["score_gap"] = (real_score.detach().mean() - fake_score.detach().mean())
         return {"total": total, **losses}
 
+    def r1_losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """gamma / 2 * R1 * k: the lazy phase stands for the k steps it skipped (Karras et al. 2020, Sec. 3.1)."""
+        labels = batch.get("label") if self.conditional else None
+        penalty = r1_penalty(lambda x: self.discriminator(x, labels)[0], batch["image"])  # E ||grad_x D(x)||^2
+        return {"total": 0.5 * self.config.r1_gamma * self.config.r1_every * penalty, "r1": penalty}
+
     def generator_losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         labels = batch.get("label") if self.conditional else None
         fake = self.generator(self._generator_input(batch["image"].shape[0], labels))  # (B, C, H, W)
-        fake_score, fake_classes = self.discriminator(fake, labels)
+        fake_score, fake_classes = self.discriminator(self._noisy(fake), labels)
         loss_g = self.objective.generator(fake_score)
         if fake_classes is None:
             return {"total": loss_g}

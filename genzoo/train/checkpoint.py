@@ -130,6 +130,30 @@ class RunFolder:
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise CheckpointError(f"{self.config} is damaged (not JSON); restore it or train again.") from None
 
+    def check_for(self, config: Any, resume: bool, note: Callable[[str], None], is_main: bool = True) -> bool:
+        """Check the folder for a run of `config` (a RunConfig) before anything is built, reading only;
+        return whether it has a checkpoint to continue from."""
+        from genzoo.config import build_config
+
+        run = self
+        if resume:
+            if not run.has_checkpoint() and not run.config.exists():
+                raise CheckpointError(f"{str(run.path)!r} holds no checkpoint to resume; train without --resume first.")
+            saved = build_config(run.read_config()) if run.config.exists() else None
+            if saved is not None and saved.family != config.family:
+                raise CheckpointError(f"{str(run.path)!r} is a {saved.family!r} run and cannot resume as "
+                                      f"{config.family!r}; give a --out folder of the same family.")
+            if saved is not None and (saved.model != config.model or saved.data.image_size != config.data.image_size):
+                raise CheckpointError(f"the model settings differ from those {str(run.path)!r} was trained with; resume "
+                                      "with the saved config (`genzoo resume RUN`) or train into a new --out.")
+            if not run.has_checkpoint():  # stopped before its first checkpoint: nothing to lose
+                note(f"{str(run.path)!r} has no checkpoint yet (it stopped before the first); starting from step 0.")
+        elif run.has_checkpoint() or run.config.exists():
+            raise CheckpointError(f"{str(run.path)!r} already holds a run; pass --resume to continue it or choose another --out.")
+        if is_main:
+            run.check_writable()  # the folder itself is created once everything else checked out
+        return resume and run.has_checkpoint()
+
     # -- saving
 
     def save_checkpoint(self, tensors: dict[str, Tensor], metadata: dict[str, Any], state: dict[str, Any]) -> None:

@@ -6,6 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Column
+from rich.text import Text
 from torch import Tensor
 
 
@@ -66,3 +70,46 @@ def read_log(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue  # a line cut by a crash
     return records
+
+
+# ----------------------------------------------------------------------------- on the console
+
+
+def progress_bar(console: Console, enabled: bool) -> Progress:
+    """Line 1: family, bar, step count, speed and time left (about 60 columns, never wrapped or cut);
+    line 2: the latest losses, grouped by phase, wrapped to the terminal's width."""
+    return _TrainingProgress(
+        TextColumn("[bold]{task.description}", table_column=_fixed()), BarColumn(bar_width=20, table_column=_fixed()),
+        MofNCompleteColumn(table_column=_fixed()), TextColumn("{task.fields[speed]}", table_column=_fixed()),
+        TextColumn("eta", table_column=_fixed()), TimeRemainingColumn(table_column=_fixed()),
+        console=console, disable=not enabled, transient=False,
+    )
+
+
+def _fixed() -> Column:
+    return Column(no_wrap=True)
+
+
+class _TrainingProgress(Progress):
+    """A progress bar with each task's `losses` field on a line of its own below the bar."""
+
+    def get_renderables(self):  # noqa: ANN201
+        yield self.make_tasks_table(self.tasks)
+        for task in self.tasks:
+            if task.fields.get("losses"):
+                yield Text(task.fields["losses"], style="dim")
+
+
+def progress_losses(record: dict[str, Any]) -> str:
+    """Losses for the progress bar, grouped by phase: `discriminator: total=1.2 loss_d_real=0.61 | generator: total=0.8`."""
+    phases: dict[str, list[str]] = {}
+    for key, value in record.items():
+        if "/" in key and not key.startswith("schedule/"):
+            phase, name = key.split("/", 1)
+            phases.setdefault(phase, []).append(f"{name}={value:.3g}")
+    return " | ".join(f"{phase}: {' '.join(values)}" for phase, values in phases.items())
+
+
+def format_record(record: dict[str, Any], total: int) -> str:
+    losses = " ".join(f"{k}={v:.4g}" for k, v in record.items() if "/" in k)
+    return f"step {record['step']}/{total}  {record['images_per_s']:,.0f} img/s  {losses}"

@@ -3,7 +3,7 @@
 A group's rate is recomputed before every step from what is configured, never scaled in place:
 
     lr(group) = (train.group_lr[group] or train.lr) * family scale * lr_scale of the torch group
-                * train.rollback_lr_factor ** rollbacks * schedule factor(step)
+                * train.rollback_lr_factor ** rollbacks * run_schedule(step) * family schedule(step)
 
 so a rollback, a resume (also with another train.lr) and a scheduled run give the same rates as a run
 straight through. The family's `group_settings()` may scale a group's rate and set its Adam betas
@@ -12,6 +12,7 @@ straight through. The family's `group_settings()` may scale a group's rate and s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +30,16 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "rmsprop": lambda groups, lr, betas, decay, fused: torch.optim.RMSprop(groups, lr=lr, weight_decay=decay),
     "sgd": lambda groups, lr, betas, decay, fused: torch.optim.SGD(groups, lr=lr, weight_decay=decay),
 }
+
+
+def run_schedule(kind: str, step: int, total: int, warmup: int) -> float:
+    """The factor of every rate at the step after `step` of `total` (train.lr_schedule, train.warmup_steps):
+    a linear warm-up min(1, (step + 1) / warmup) times a decay over the run, p = step / total:
+    constant 1, linear 1 - p, cosine (1 + cos(pi p)) / 2 (Loshchilov & Hutter 2017, without restarts)."""
+    ramp = min(1.0, (step + 1) / warmup) if warmup else 1.0
+    progress = step / total
+    decay = {"constant": 1.0, "linear": 1.0 - progress, "cosine": 0.5 * (1.0 + math.cos(math.pi * progress))}[kind]
+    return ramp * decay
 
 
 class Optimizers:
@@ -53,8 +64,8 @@ class Optimizers:
             self.base_lr[name] = train.group_lr.get(name, train.lr) * setting.lr_scale
             self.params[name] = [p for group in torch_groups for p in group["params"]]
             self.lr_scales[name] = [group["lr_scale"] for group in torch_groups]
-            self.optimizers[name] = OPTIMIZERS[train.optimizer](torch_groups, self.base_lr[name], setting.betas or train.betas,
-                                                                train.weight_decay, fused)
+            betas = tuple(beta**setting.betas_power for beta in (setting.betas or train.betas))
+            self.optimizers[name] = OPTIMIZERS[train.optimizer](torch_groups, self.base_lr[name], betas, train.weight_decay, fused)
 
     def __getitem__(self, name: str) -> torch.optim.Optimizer:
         return self.optimizers[name]

@@ -23,24 +23,21 @@ from typing import Any
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Column
-from rich.text import Text
 from torch import Tensor
 
-from genzoo.config import RunConfig, build_config
+from genzoo.config import RunConfig
 from genzoo.data import BatchStream, build_dataset
 from genzoo.data.base import KEY_SOURCES
 from genzoo.errors import CheckpointError, DataError, GenzooError
 from genzoo.io import UNWRITABLE, FolderLock, atomic_write_text
-from genzoo.memory import check_model_fits
+from genzoo.memory import check_batch_fits, check_model_fits
 from genzoo.models.base import GenerativeModel, Scheduled
 from genzoo.registry import MODELS
 from genzoo.train.callbacks import Callback
 from genzoo.train.checkpoint import Checkpoint, RunFolder
 from genzoo.train.ema import EMA
-from genzoo.train.log import TrainingLog, log_interval, read_log
-from genzoo.train.optim import Optimizers
+from genzoo.train.log import TrainingLog, format_record, log_interval, progress_bar, progress_losses, read_log
+from genzoo.train.optim import Optimizers, run_schedule
 from genzoo.train.processes import Processes
 from genzoo.train.rollback import NonFinite, TrainingDiverged, check_finite, roll_back
 
@@ -57,7 +54,9 @@ class Trainer:
         self.device, self.is_main = self.processes.device, self.processes.is_main
         self.amp_dtype = torch.bfloat16 if (train.mixed_precision == "bf16" or (
             train.mixed_precision == "auto" and self.device.type == "cuda")) else None
-        self.resume = self._check_run_folder(resume)  # whether a checkpoint is there to continue from
+        if train.device == "cuda" and not self._cuda_available():
+            raise GenzooError("train.device=cuda but no CUDA GPU is visible; use train.device=auto or cpu.")
+        self.resume = self.run.check_for(config, resume, self.note, self.is_main)  # whether there is a checkpoint to continue
         self.lock = FolderLock(self.run.path)
         if self.is_main and self.run.path.exists():  # before anything of the run is read for resuming or changed
             self.lock.acquire("resume it" if resume else "train into it")
@@ -70,17 +69,13 @@ class Trainer:
     def _build(self, resume: bool) -> None:
         train = self.config.train
         torch.manual_seed(train.seed)  # the same initial weights on every process
+        check_batch_fits(train.batch_size, self.config.data.channels, self.config.data.image_size, self.device)
         self.data = build_dataset(self.config.data)
         family = MODELS.get(self.config.family)
+        self._check_keys(family.requires)  # what every model of the family needs, before it is sized or built
         check_model_fits(family, self.config.model, self.data.info, train.batch_size, self.device)
         self.model: GenerativeModel = family(self.config.model, self.data.info).to(self.device)
-        missing = set(self.model.requires) - set(self.data.keys)
-        if missing:
-            raise DataError(
-                f"this {self.config.family} model needs batch keys {sorted(missing)} that dataset "
-                f"{self.config.data.name!r} does not provide (it has {list(self.data.keys)}); use "
-                + "; ".join(dict.fromkeys(KEY_SOURCES.get(key, f"a dataset with {key!r}") for key in sorted(missing))) + "."
-            )
+        self._check_keys(self.model.requires)  # and what this one needs (e.g. labels when conditional)
         self.channels_last = train.channels_last if train.channels_last is not None else self.device.type == "cuda"
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -96,8 +91,8 @@ class Trainer:
         self.ema = EMA(self.model, train.ema_decay, self.model.ema_modules, train.ema_warmup) if train.ema_decay is not None else None
         if self.resume:  # a resumed run continues with the random state it saved
             self.restore(self.run.load_checkpoint(note=self.note))
-        else:
-            torch.manual_seed(train.seed + 7919 * (self.processes.rank + 1))
+        else:  # each process its own noise (z, t, dropout), unless asked to share it
+            torch.manual_seed(train.seed + 7919 * (1 + (self.processes.rank if train.process_noise == "distinct" else 0)))
         for note in self.data.notes:  # once every check passed: a refused run prints its one error line only
             self.note(note)
         if self.resume and self.is_main:
@@ -120,28 +115,14 @@ class Trainer:
         if self.is_main:
             console.print(f"[yellow]note:[/] {message}", soft_wrap=True, highlight=False)
 
-    def _check_run_folder(self, resume: bool) -> bool:
-        """Check the run folder before anything is built; return whether it has a checkpoint to continue from."""
-        run, config = self.run, self.config
-        if config.train.device == "cuda" and not self._cuda_available():
-            raise GenzooError("train.device=cuda but no CUDA GPU is visible; use train.device=auto or cpu.")
-        if resume:
-            if not run.has_checkpoint() and not run.config.exists():
-                raise CheckpointError(f"{str(run.path)!r} holds no checkpoint to resume; train without --resume first.")
-            saved = build_config(run.read_config()) if run.config.exists() else None
-            if saved is not None and saved.family != config.family:
-                raise CheckpointError(f"{str(run.path)!r} is a {saved.family!r} run and cannot resume as "
-                                      f"{config.family!r}; give a --out folder of the same family.")
-            if saved is not None and (saved.model != config.model or saved.data.image_size != config.data.image_size):
-                raise CheckpointError(f"the model settings differ from those {str(run.path)!r} was trained with; resume "
-                                      "with the saved config (`genzoo resume RUN`) or train into a new --out.")
-            if not run.has_checkpoint():  # stopped before its first checkpoint: nothing to lose
-                self.note(f"{str(run.path)!r} has no checkpoint yet (it stopped before the first); starting from step 0.")
-        elif run.has_checkpoint() or run.config.exists():
-            raise CheckpointError(f"{str(run.path)!r} already holds a run; pass --resume to continue it or choose another --out.")
-        if self.is_main:
-            run.check_writable()  # the folder itself is created once everything else checked out
-        return resume and run.has_checkpoint()
+    def _check_keys(self, requires: tuple[str, ...]) -> None:
+        missing = set(requires) - set(self.data.keys)
+        if missing:
+            raise DataError(
+                f"this {self.config.family} model needs batch keys {sorted(missing)} that dataset "
+                f"{self.config.data.name!r} does not provide (it has {list(self.data.keys)}); use "
+                + "; ".join(dict.fromkeys(KEY_SOURCES.get(key, f"a dataset with {key!r}") for key in sorted(missing))) + "."
+            )
 
     def _layout(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """The batch in the layout the convolutions run in (channels_last on CUDA): every 4-D float tensor."""
@@ -220,7 +201,8 @@ class Trainer:
         """Advance one step: every phase of the family once (or `repeats` times). Adds losses to `sums`."""
         train = self.config.train
         self.scheduled = self.model.schedule(self.step, train.steps)
-        self.optimizers.set_rates(train.rollback_lr_factor ** self.rollbacks, self.scheduled)
+        factor = train.rollback_lr_factor**self.rollbacks * run_schedule(train.lr_schedule, self.step, train.steps, train.warmup_steps)
+        self.optimizers.set_rates(factor, self.scheduled)
         self.step += 1
         self.model.train()
         batch = None
@@ -251,7 +233,7 @@ class Trainer:
         deterministic = torch.are_deterministic_algorithms_enabled()  # restored when the run ends
         torch.use_deterministic_algorithms(train.deterministic or deterministic)
         handled = (signal.SIGINT, signal.SIGTERM) if _in_main_thread() else ()
-        previous = {signum: signal.signal(signum, self._request_stop) for signum in handled}
+        previous = {signum: signal.signal(signum, self.request_stop) for signum in handled}
         try:
             self._prepare_folder()
             self.log = TrainingLog(self.run.path, enabled=self.is_main)
@@ -292,7 +274,7 @@ class Trainer:
 
     def _loop(self) -> None:
         train = self.config.train
-        progress = _progress_bar(enabled=self.show_progress and self.is_main and console.is_terminal)
+        progress = progress_bar(console, enabled=self.show_progress and self.is_main and console.is_terminal)
         task = progress.add_task(self.config.family, total=train.steps, completed=self.step, speed="", losses="")
         sums: dict[str, Tensor] = {}
         log_every = log_interval(train)  # at least 20 records in a short run
@@ -308,9 +290,9 @@ class Trainer:
                         images = (self.stream.position - last_position) * self.stream.batch_size
                         record = self._log_record(sums, images / max(now - last_time, 1e-9))
                         self.log.write(record)
-                        progress.update(task, speed=f"{record['images_per_s']:,.0f} img/s", losses=_losses(record))
+                        progress.update(task, speed=f"{record['images_per_s']:,.0f} img/s", losses=progress_losses(record))
                         if not console.is_terminal and self.is_main and self.show_progress:
-                            console.print(_format_record(record, train.steps), soft_wrap=True, highlight=False)
+                            console.print(format_record(record, train.steps), soft_wrap=True, highlight=False)
                         sums, last_time, last_position = {}, now, self.stream.position
                     if self.is_main:
                         for callback in self.callbacks:
@@ -330,7 +312,8 @@ class Trainer:
             if self.is_main:
                 console.print(f"stopped at step {self.step}; checkpoint saved. Continue with: genzoo resume {self.run.path}")
 
-    def _request_stop(self, signum: int, frame: Any) -> None:
+    def request_stop(self, signum: int = signal.SIGTERM, frame: Any = None) -> None:
+        """Stop after the current step, saving a checkpoint (the SIGINT and SIGTERM handler)."""
         if self._stop_requested:  # a second signal stops at once
             raise KeyboardInterrupt
         self._stop_requested = signum
@@ -359,43 +342,3 @@ def _in_main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
-
-
-def _progress_bar(enabled: bool) -> Progress:
-    """Line 1: family, bar, step count, speed and time left (about 60 columns, never wrapped or cut);
-    line 2: the latest losses, grouped by phase, wrapped to the terminal's width."""
-    return _TrainingProgress(
-        TextColumn("[bold]{task.description}", table_column=_fixed()), BarColumn(bar_width=20, table_column=_fixed()),
-        MofNCompleteColumn(table_column=_fixed()), TextColumn("{task.fields[speed]}", table_column=_fixed()),
-        TextColumn("eta", table_column=_fixed()), TimeRemainingColumn(table_column=_fixed()),
-        console=console, disable=not enabled, transient=False,
-    )
-
-
-def _fixed() -> Column:
-    return Column(no_wrap=True)
-
-
-class _TrainingProgress(Progress):
-    """A progress bar with each task's `losses` field on a line of its own below the bar."""
-
-    def get_renderables(self):  # noqa: ANN201
-        yield self.make_tasks_table(self.tasks)
-        for task in self.tasks:
-            if task.fields.get("losses"):
-                yield Text(task.fields["losses"], style="dim")
-
-
-def _losses(record: dict[str, Any]) -> str:
-    """Losses for the progress bar, grouped by phase: `discriminator: total=1.2 loss_d_real=0.61 | generator: total=0.8`."""
-    phases: dict[str, list[str]] = {}
-    for key, value in record.items():
-        if "/" in key and not key.startswith("schedule/"):
-            phase, name = key.split("/", 1)
-            phases.setdefault(phase, []).append(f"{name}={value:.3g}")
-    return " | ".join(f"{phase}: {' '.join(values)}" for phase, values in phases.items())
-
-
-def _format_record(record: dict[str, Any], total: int) -> str:
-    losses = " ".join(f"{k}={v:.4g}" for k, v in record.items() if "/" in k)
-    return f"step {record['step']}/{total}  {record['images_per_s']:,.0f} img/s  {losses}"
