@@ -8,6 +8,8 @@ from typing import Any
 
 from genzoo.callbacks import standard_callbacks
 from genzoo.config import RunConfig, build_config, list_presets, load_config, parse_override, set_dotted
+from genzoo.data.info import DataInfo
+from genzoo.errors import GenzooError, RunFinished
 from genzoo.loading import load
 from genzoo.registry import DATASETS, MODELS, PROCEDURES
 from genzoo.train.checkpoint import RunFolder
@@ -21,8 +23,44 @@ def _items(overrides: dict[str, Any] | list[str] | None) -> list[str]:
 
 
 def make_trainer(config: RunConfig, out: str | Path, resume: bool = False, progress: bool = True) -> Trainer:
-    """A `Trainer` with the standard callbacks: sample previews, periodic evaluation, the report."""
-    return Trainer(config, out, resume=resume, progress=progress, callbacks=standard_callbacks(config))
+    """A `Trainer` with the standard callbacks: sample previews, periodic evaluation, the report.
+
+    The config it writes to config.json holds the values the data decided (image size and channels
+    left unset), so that the file says what ran and a resume rebuilds the same networks."""
+    trainer = Trainer(config, out, resume=resume, progress=progress, callbacks=standard_callbacks(config))
+    trainer.config = with_data_values(trainer.config, trainer.data.info)
+    return trainer
+
+
+def with_data_values(config: RunConfig, info: DataInfo) -> RunConfig:
+    """`config` with data.image_size and data.channels set to those of the loaded images where they were
+    unset. Only image data (1 or 3 channels) has them; points and text leave them unset."""
+    if info.channels not in (1, 3) or not info.image_size:
+        return config
+    data = config.data
+    updates = {"image_size": data.image_size or info.image_size, "channels": data.channels or info.channels}
+    return config.model_copy(update={"data": data.model_copy(update=updates)})
+
+
+def check_resume(config: RunConfig, folder: RunFolder, steps_given: bool) -> RunConfig:
+    """Before a resume changes anything: refuse a step count the run has already reached (one sentence), say
+    that a finished run is finished (`RunFinished`), and keep the data values the run resolved."""
+    if folder.config.is_file():
+        saved = build_config(folder.read_config())
+        if saved.family != config.family or saved.model != config.model:
+            return config  # another run: the trainer says what differs
+        updates = {key: getattr(saved.data, key) for key in ("image_size", "channels")
+                   if getattr(config.data, key) is None and getattr(saved.data, key) is not None}
+        if updates:
+            config = config.model_copy(update={"data": config.data.model_copy(update=updates)})
+    step = folder.saved_step() if folder.has_checkpoint() else None
+    if step is None or config.train.steps > step:
+        return config
+    if steps_given:
+        raise GenzooError(f"{str(folder.path)!r} is already at step {step}, so training until step "
+                          f"{config.train.steps} has nothing to do; give more steps, e.g. --steps {2 * step}.")
+    raise RunFinished(f"{folder.path} is finished: it trained all {step} of its steps; nothing to do (train it "
+                      f"further with `genzoo resume {folder.path} --steps N`, N > {step}).")
 
 
 def train(
@@ -49,7 +87,11 @@ def train(
         config, name = build_config(raw), source.family
     else:
         config, name = load_config(str(source), items), Path(source).stem
-    return make_trainer(config, out or Path("runs") / name, resume=resume, progress=progress).fit()
+    out = out or Path("runs") / name
+    if resume:
+        steps_given = steps is not None or any(item.split("=", 1)[0].strip() == "train.steps" for item in items)
+        config = check_resume(config, RunFolder(out), steps_given)
+    return make_trainer(config, out, resume=resume, progress=progress).fit()
 
 
 def run_procedure(name: str, out: str | Path | None = None, *, overrides: dict[str, Any] | list[str] | None = None,
@@ -72,5 +114,5 @@ def list_procedures() -> list[str]:
     return PROCEDURES.names()
 
 
-__all__ = ["list_datasets", "list_families", "list_presets", "list_procedures", "load", "make_trainer", "run_procedure",
-           "train"]
+__all__ = ["check_resume", "list_datasets", "list_families", "list_presets", "list_procedures", "load", "make_trainer", "run_procedure",
+           "train", "with_data_values"]

@@ -74,8 +74,8 @@ class Evaluation(Callback):
         context = EvalContext(self.network, trainer.data, reference, min(len(trainer.data), train.eval_real),
                               model_batches(model, train.eval_samples, 500, train.seed), train.eval_samples, model=model,
                               seed=train.seed, device=trainer.device, real_features=self.reference,
-                              protocol={"ema": trainer.ema is not None, "sampler": sampling_protocol(model),
-                                        "step": trainer.step}, use_cache=False)
+                              protocol={"ema": trainer.ema is not None, **self._averaging(train, trainer.ema is not None),
+                                        "sampler": sampling_protocol(model), "step": trainer.step}, use_cache=False)
         scores = compute(context, self.metrics)
         model.train()
         self.reference = context.real
@@ -84,6 +84,12 @@ class Evaluation(Callback):
             handle.write(json.dumps(record) + "\n")
         for score in scores:
             trainer.log.scalar(f"eval/{score.name}", score.value, trainer.step)
+
+
+    @staticmethod
+    def _averaging(train: Any, ema: bool) -> dict[str, Any]:
+        """How the EMA weights were averaged (decay, warm-up), for the protocol of scores drawn from them."""
+        return {"ema_decay": train.ema_decay, "ema_warmup": train.ema_warmup} if ema else {}
 
 
 class Report(Callback):

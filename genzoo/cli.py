@@ -10,9 +10,11 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperCommand
 
-from genzoo.errors import GenzooError
+from genzoo.errors import GenzooError, RunFinished
 
 app = typer.Typer(
     name="genzoo",
@@ -31,30 +33,46 @@ Overrides = Annotated[Optional[list[str]], typer.Argument(help="Dotted overrides
 @app.command("list")
 def list_command() -> None:
     """List the families, procedures, presets, datasets, metrics and feature networks genzoo has."""
-    from genzoo.config import PRESET_DIR, list_presets
-    from genzoo.models import capabilities
-    from genzoo.registry import DATASETS, FEATURES, METRICS, MODELS, PROCEDURES
+    from genzoo.catalogue import catalogue
 
-    families = Table("family", "makes", "phases (per step)", "capabilities", "about", title="families (genzoo train FAMILY)")
-    for name, family in MODELS.items():  # read from the classes: nothing is built
-        families.add_row(name, family.modality, family.phase_summary, ", ".join(capabilities(family)), _first_line(family.__module__))
-    procedures = Table("procedure", "about", title="procedures (genzoo run PROCEDURE key=value ...)")
-    for name, procedure in PROCEDURES.items():
-        procedures.add_row(name, _first_line(procedure.__module__))
-    presets = Table("preset", "about", title="presets (genzoo train PRESET)")
-    for name in list_presets():
-        presets.add_row(name, _first_comment(PRESET_DIR / f"{name}.yaml"))
-    datasets = Table("dataset", "about", title="datasets (data.name=...)")
-    for name, loader in DATASETS.items():
-        datasets.add_row(name, (loader.__doc__ or sys.modules[loader.__module__].__doc__ or "").strip().splitlines()[0])
-    metrics = Table("metric", "about", title="metrics (genzoo eval --metrics ...)")
-    for name, function in METRICS.items():
-        metrics.add_row(name, (function.__doc__ or "").strip().splitlines()[0])
-    features = Table("feature network", "about", title="feature networks (genzoo eval --extractor ...)")
-    for name, loader in FEATURES.items():
-        features.add_row(name, (loader.__doc__ or "").strip().splitlines()[0])
-    for table in (families, procedures, presets, datasets, metrics, features):
+    found = catalogue()  # cached: no family is imported, nothing is built
+    tables = {
+        "families": Table("family", "makes", "phases (per step)", "capabilities", "about", title="families (genzoo train FAMILY)"),
+        "procedures": Table("procedure", "about", title="procedures (genzoo run PROCEDURE key=value ...)"),
+        "presets": Table("preset", "about", title="presets (genzoo train PRESET)"),
+        "datasets": Table("dataset", "about", title="datasets (data.name=...)"),
+        "metrics": Table("metric", "about", title="metrics (genzoo eval --metrics ...)"),
+        "features": Table("feature network", "about", title="feature networks (genzoo eval --extractor ...)"),
+    }
+    for section, table in tables.items():
+        for row in found[section]:
+            table.add_row(*row)
         out.print(table)
+
+
+@app.command("config")
+def config_command(
+    preset: Annotated[str, typer.Argument(help="A preset name (`genzoo list`), a family name, a YAML file or a run folder.")],
+    overrides: Overrides = None,
+    json_format: Annotated[bool, typer.Option("--json", help="Print JSON instead of YAML.")] = False,
+) -> None:
+    """Print the full config a preset (with overrides) trains with, every key resolved; nothing is trained.
+
+    Examples: genzoo config dcgan;  genzoo config vae train.batch_size=128 --json > vae.json
+
+    The output can be trained as it is: genzoo train vae.json
+    """
+    import json
+
+    import yaml
+
+    from genzoo.config import load_config
+
+    values = load_config(preset, list(overrides or [])).model_dump(mode="json")
+    if json_format:
+        typer.echo(json.dumps(values, indent=2))
+    else:
+        typer.echo(yaml.safe_dump(values, sort_keys=False, default_flow_style=False).rstrip())
 
 
 @app.command()
@@ -84,7 +102,10 @@ def resume(
     steps: Annotated[Optional[int], typer.Option(help="Train until this many steps in all (extends the run).")] = None,
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
 ) -> None:
-    """Continue a stopped or finished run from its last checkpoint, with its saved config."""
+    """Continue a stopped run from its last checkpoint, with its saved config; --steps N trains a finished run further.
+
+    A run folder can be given from any working folder: config.json holds absolute paths.
+    """
     from genzoo.api import train as train_run
     from genzoo.train.checkpoint import RunFolder
 
@@ -96,63 +117,78 @@ def resume(
 def sample(
     run: Annotated[Path, typer.Argument(help="A run folder written by `genzoo train`.")],
     n: Annotated[int, typer.Option("-n", min=1, max=4096, help="Number of images.")] = 64,
-    output: Annotated[Path, typer.Option("-o", "--output", help="PNG file for the image grid.")] = Path("samples.png"),
+    output: Annotated[str, typer.Option("-o", "--output", help="PNG file for the image grid, or a folder ending in / for one PNG per sample (e.g. for genzoo eval --fake); folders are created.")] = "samples.png",
     ema: Annotated[Optional[bool], typer.Option("--ema/--no-ema", help="Use the EMA weights \\[default: when the run has them].", show_default=False)] = None,
     seed: Annotated[int, typer.Option(help="Random seed of the samples.")] = 0,
-    labels: Annotated[Optional[str], typer.Option(help="Class labels for a conditional model: one index for all, or a comma list of n \\[default: every class in turn].", show_default=False)] = None,
+    labels: Annotated[Optional[str], typer.Option(help="Classes for a conditional model, by index or name (e.g. 7 or Sneaker): one for all, or a comma list of n \\[default: every class in turn].", show_default=False)] = None,
     truncation: Annotated[Optional[float], typer.Option(help="Truncate z to |z| <= T (GANs; 0.5 to 1 trades variety for quality).", show_default=False)] = None,
     steps: Annotated[Optional[int], typer.Option(help="Sampling steps of a diffusion model \\[default: the run's].", show_default=False)] = None,
     sampler: Annotated[Optional[str], typer.Option(help="Diffusion sampler: ddpm or ddim \\[default: the run's].", show_default=False)] = None,
     eta: Annotated[Optional[float], typer.Option(help="DDIM noise: 0 deterministic, 1 like DDPM \\[default: the run's].", show_default=False)] = None,
     guidance: Annotated[Optional[float], typer.Option(help="Classifier-free guidance scale of a conditional diffusion model (1 = conditional).", show_default=False)] = None,
 ) -> None:
-    """Draw new images from a trained model and save them as one grid.
+    """Draw new images from a trained model and save them as one grid, or as one PNG each in a folder.
 
-    Examples: genzoo sample runs/dcgan -n 64 -o grid.png --truncation 0.7;  genzoo sample runs/cgan --labels 7;
-    genzoo sample runs/ddpm --sampler ddim --steps 50;  genzoo sample runs/ddpm-cfg --guidance 3
+    Examples: genzoo sample runs/dcgan -n 64 -o grid.png --truncation 0.7;  genzoo sample runs/cgan --labels Sneaker
+
+    genzoo sample runs/ddpm --sampler ddim --steps 50;  genzoo sample runs/dcgan -n 2000 -o samples/  (one PNG each)
     """
-    import inspect
     import torch
 
     from genzoo.loading import load
     from genzoo.models.base import CanGenerate, capabilities
-    from genzoo.report.grids import output_path, save_grid
+    from genzoo.report.grids import output_path, save_grid, save_images
+    from genzoo.sampling import parse_labels, sampling_options
 
+    one_per_sample = output.endswith(("/", os.sep))
+    # a file in the way, or an unwritable folder, fails now rather than after sampling
+    target = output_path(Path(output) / "000000.png").parent if one_per_sample else output_path(Path(output))
     model = load(run, ema=ema)
     if not isinstance(model, CanGenerate):
         raise GenzooError(f"{run} is a {type(model).__name__} run, which cannot generate new images "
                           f"(it can: {', '.join(capabilities(model))}); train a generative family such as vae or gan.")
-    options = {}
-    accepted = inspect.signature(model.generate).parameters
-    for name, value in {"truncation": truncation, "steps": steps, "sampler": sampler, "eta": eta, "guidance": guidance}.items():
-        if value is not None:
-            if name not in accepted:
-                raise GenzooError(f"a {type(model).__name__} model has no {name}; drop --{name}.")
-            options[name] = value
-    if "progress" in accepted:
+    options = sampling_options(model, truncation=truncation, steps=steps, sampler=sampler, eta=eta, guidance=guidance)
+    if "progress" in _parameters(model.generate):
         options["progress"] = err.is_terminal
     if labels is not None:
-        try:
-            values = [int(v) for v in labels.split(",")]
-        except ValueError:
-            raise GenzooError(f"--labels {labels!r} is not a class index or a comma list of them, e.g. --labels 3.") from None
-        options["labels"] = torch.tensor(values * n if len(values) == 1 else values)
+        options["labels"] = torch.tensor(parse_labels(labels, n, model, _class_names(run)))
     images = model.generate(n, generator=torch.Generator().manual_seed(seed), **options)  # (n, C, H, W)
-    output = output_path(output)
-    save_grid(images, output)
-    out.print(f"wrote {n} samples{' (EMA weights)' if getattr(model, 'uses_ema', False) else ''} to [bold]{output}[/]")
+    if one_per_sample:
+        save_images(images, target)
+    else:
+        save_grid(images, target)
+    what = "one PNG per sample in" if one_per_sample else "a grid of"
+    out.print(f"wrote {what} {n} samples{' (EMA weights)' if getattr(model, 'uses_ema', False) else ''} to "
+              f"[bold]{escape(str(target))}[/]")
 
 
-@app.command("eval")
+class _EvalCommand(TyperCommand):
+    """`genzoo eval`: its --help lists the registered metrics, read when the help is shown (from the catalogue)."""
+
+    def format_help(self, ctx, formatter):  # noqa: ANN001, ANN201
+        from genzoo.catalogue import catalogue
+
+        for param in self.params:
+            if param.name == "metrics":
+                names = ", ".join(name for name, _ in catalogue()["metrics"])
+                param.help = f"Comma-separated, of: {names} (`genzoo list` says what each is)."
+        return super().format_help(ctx, formatter)
+
+
+@app.command("eval", cls=_EvalCommand)
 def eval_command(
     run: Annotated[Optional[Path], typer.Argument(help="A run folder written by `genzoo train`.", show_default=False)] = None,
-    metrics: Annotated[str, typer.Option(help="Comma-separated: fid, kid, is, pr, dc, variety, recon; accuracy, robust-accuracy (classifier runs).")] = "fid,kid,is,pr,dc,variety",
+    metrics: Annotated[str, typer.Option(help="Comma-separated metrics (`genzoo list`).")] = "fid,kid,is,pr,dc,variety",
     num_samples: Annotated[int, typer.Option("--num-samples", "-n", min=1, help="Generated images to score.")] = 10_000,
     num_real: Annotated[Optional[int], typer.Option(min=1, help="Real images \\[default: max(num-samples, 10000), capped at the split].", show_default=False)] = None,
     extractor: Annotated[str, typer.Option(help="Feature network: fmnist (offline, shipped) or inception (FID Inception-v3).")] = "fmnist",
     inception_weights: Annotated[Optional[str], typer.Option(help="Local pt_inception-2015-12-05 weights file for --extractor inception.")] = None,
     split: Annotated[Optional[str], typer.Option(help="Reference split of the run's dataset (train, test, all) \\[default: the run's].", show_default=False)] = None,
     ema: Annotated[Optional[bool], typer.Option("--ema/--no-ema", help="Use the EMA weights \\[default: when the run has them].", show_default=False)] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Sampling steps of a diffusion model \\[default: the run's].", show_default=False)] = None,
+    sampler: Annotated[Optional[str], typer.Option(help="Diffusion sampler: ddpm or ddim \\[default: the run's].", show_default=False)] = None,
+    eta: Annotated[Optional[float], typer.Option(help="DDIM noise: 0 deterministic, 1 like DDPM \\[default: the run's].", show_default=False)] = None,
+    guidance: Annotated[Optional[float], typer.Option(help="Classifier-free guidance scale of a conditional diffusion model.", show_default=False)] = None,
     real: Annotated[Optional[Path], typer.Option(help="Folder of real images (with --fake, instead of a run).")] = None,
     fake: Annotated[Optional[Path], typer.Option(help="Folder of generated images (with --real).")] = None,
     folder_resize: Annotated[Optional[str], typer.Option(help="How --real/--fake files reach the network: pytorch-fid (read as RGB, the network's own resize, no crop) or crop (shorter side, antialiased, centre crop) \\[default: pytorch-fid for inception, crop for fmnist].", show_default=False)] = None,
@@ -160,16 +196,24 @@ def eval_command(
     batch_size: Annotated[int, typer.Option(min=1, help="Images per feature batch.")] = 500,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the scores with their protocols to this JSON file.")] = None,
 ) -> None:
-    """Score a run's samples (FID, KID, IS, precision/recall, density/coverage, class variety), or two folders.
+    """Score a run's samples (FID, KID, IS, precision/recall, density/coverage, class variety, ...), or two folders.
 
-    Every score is printed with its protocol: feature network and weights hash, image counts, reference, EMA.
-    Examples: genzoo eval runs/dcgan --metrics fid,pr -n 5000;  genzoo eval --real photos/ --fake samples/
+    Every score is printed with its own protocol: feature network and weights hash, image counts, reference, EMA, sampler.
+
+    A metric that cannot be computed (e.g. FID from too few images) is skipped with the reason; the others are computed.
+
+    Examples: genzoo eval runs/dcgan --metrics fid,pr -n 5000;  genzoo eval runs/ddpm --sampler ddim --steps 25
+
+    Two folders: genzoo eval --real photos/ --fake samples/
     """
     import json
 
     from genzoo.metrics import evaluate, evaluate_folders
+    from genzoo.report.protocol import describe
 
     names = [m.strip() for m in metrics.split(",") if m.strip()]
+    sampling = {key: value for key, value in (("steps", steps), ("sampler", sampler), ("eta", eta), ("guidance", guidance))
+                if value is not None}
     if json_out is not None and json_out.is_dir():  # checked before minutes of scoring, not after
         raise GenzooError(f"--json {str(json_out)!r} is a folder; give a file name such as scores.json.")
     if json_out is not None and not json_out.parent.is_dir():
@@ -179,30 +223,31 @@ def eval_command(
     if real is not None:
         if run is not None:
             raise GenzooError("give either a run folder or --real/--fake folders, not both.")
+        if sampling:
+            raise GenzooError(f"--{next(iter(sampling))} sets how a run's model samples; two folders hold images already, so drop it.")
         scores = evaluate_folders(real, fake, names, num_samples=None if num_samples == 10_000 else num_samples,
                                   extractor=extractor, extractor_weights=inception_weights, folder_resize=folder_resize,
-                                  batch_size=batch_size, seed=seed)
+                                  batch_size=batch_size, seed=seed, skip_refused=True)
     elif run is None:
         raise GenzooError("give a run folder to evaluate, or --real DIR --fake DIR.")
     elif folder_resize is not None:
         raise GenzooError("--folder-resize applies to --real/--fake folders only; drop it when evaluating a run.")
     else:
         scores = evaluate(run, names, split=split, num_samples=num_samples, num_real=num_real, extractor=extractor,
-                          extractor_weights=inception_weights, ema=ema, batch_size=batch_size, seed=seed)
+                          extractor_weights=inception_weights, ema=ema, batch_size=batch_size, seed=seed,
+                          sampling=sampling, skip_refused=True)
     table = Table("metric", "value", "± std", "n_real", "n_fake", title="scores")
     for score in scores:
         table.add_row(score.name, f"{score.value:.4f}", "" if score.std is None else f"{score.std:.4f}",
                       str(score.protocol.get("n_real", "")), str(score.protocol.get("n_fake", "")))
     out.print(table)
-    first = scores[0].protocol if scores else {}
-    out.print(f"protocol: extractor {first.get('extractor')} (sha256 {str(first.get('extractor_sha256'))[:12]}…), "
-              f"resize: {first.get('resize')}; reference: {json.dumps(first.get('reference'))}; "
-              f"EMA: {first.get('ema')}; seed {first.get('seed')}", soft_wrap=True, highlight=False)
-    if first.get("folder_pipeline"):
-        out.print(f"folders: {first['folder_pipeline']}", soft_wrap=True, highlight=False)
+    groups: dict[str, list[str]] = {}  # each score's own protocol; scores that share one are named together
     for score in scores:
-        if score.protocol.get("note"):
-            out.print(f"{score.name}: {score.protocol['note']}", soft_wrap=True, highlight=False)
+        groups.setdefault(describe(score.protocol), []).append(score.name)
+    for description, members in groups.items():
+        out.print(f"protocol of {', '.join(members)}: {description}", soft_wrap=True, highlight=False, markup=False)
+    for name, reason in getattr(scores, "skipped", {}).items():
+        err.print(f"[yellow]skipped {name}:[/] {escape(reason)}", soft_wrap=True, highlight=False)
     if json_out is not None:
         from genzoo.io import atomic_write_text
 
@@ -213,11 +258,15 @@ def eval_command(
 @app.command()
 def report(run: Annotated[Path, typer.Argument(help="A run folder written by `genzoo train`.")]) -> None:
     """Write report.html in the run folder: loss curves, sample grids, config."""
+    from genzoo.io import print_note
     from genzoo.report import write_report
     from genzoo.train.checkpoint import RunFolder
 
     folder = RunFolder(run)
     folder.read_config()
+    if folder.saved_nothing():
+        print_note(f"{run} has no checkpoint yet (the first is written at step {folder.first_checkpoint_step()}): "
+                   "the report shows what is logged so far.")
     out.print(f"wrote [bold]{write_report(folder)}[/]")
 
 
@@ -339,14 +388,20 @@ def demo(
 # ----------------------------------------------------------------------------- helpers
 
 def _print_run(run) -> None:  # noqa: ANN001
+    """Where a finished run's files are; printed by the main process only (under `accelerate launch`, each
+    process returns here)."""
+    from genzoo.io import is_main_process
+
+    if not is_main_process():
+        return
     grids = sorted(run.samples.glob("step-*.png"))
-    out.print(f"run folder:  [bold]{run.path}[/]")
+    out.print(f"run folder:  [bold]{escape(str(run))}[/]")
     if grids:
-        out.print(f"samples:     {grids[-1]}")
+        out.print(f"samples:     {escape(str(grids[-1]))}")
     if run.losses_plot.exists():
-        out.print(f"loss curves: {run.losses_plot}")
+        out.print(f"loss curves: {escape(str(run.losses_plot))}")
     if run.report.exists():
-        out.print(f"report:      {run.report}")
+        out.print(f"report:      {escape(str(run.report))}")
 
 
 def _print_procedure(folder) -> None:  # noqa: ANN001
@@ -371,11 +426,19 @@ def _first_line(module_name: str) -> str:
     return (sys.modules[module_name].__doc__ or "").strip().splitlines()[0]
 
 
-def _first_comment(path: Path) -> str:
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.startswith("#"):
-            return line.lstrip("# ").strip()
-    return ""
+def _parameters(function) -> set[str]:  # noqa: ANN001
+    import inspect
+
+    return set(inspect.signature(function).parameters)
+
+
+def _class_names(run: Path) -> tuple[str, ...] | None:
+    """Class names of a run's data where its checkpoint predates saving them: Fashion-MNIST's."""
+    from genzoo.data.fashion_mnist import CLASSES
+    from genzoo.train.checkpoint import RunFolder
+
+    name = RunFolder(run).read_config().get("data", {}).get("name", "")
+    return CLASSES if str(name).startswith("fashion-mnist") else None
 
 
 from genzoo.cli_latent import latent_app  # noqa: E402
@@ -395,6 +458,9 @@ def main() -> None:
             pass
     try:
         code = app(prog_name="genzoo", standalone_mode=False)  # click's errors come here, to print in one line
+    except RunFinished as finished:  # nothing to do is not a mistake
+        out.print(escape(str(finished)), soft_wrap=True, highlight=False)
+        raise SystemExit(0) from None
     except GenzooError as error:
         _print_error(str(error))
         raise SystemExit(2) from None

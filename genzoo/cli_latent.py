@@ -97,7 +97,7 @@ def arithmetic_command(
     a: Annotated[str, typer.Option("--a", help="Class a of a - b + c: an index or a name (e.g. Trouser).", show_default=False)],
     b: Annotated[str, typer.Option("--b", help="Class b, subtracted.", show_default=False)],
     c: Annotated[str, typer.Option("--c", help="Class c, added.", show_default=False)],
-    num: Annotated[int, typer.Option(min=1, max=1_000_000, help="Samples (generated, or real images to encode) that form the class means.")] = 2000,
+    num: Annotated[int, typer.Option("--samples", "--num", min=1, max=1_000_000, help="Samples (generated, or real images to encode) that form the class means.")] = 2000,
     exemplars: Annotated[Optional[int], typer.Option(min=0, help="Codes averaged per class: the N the classifier is most sure of (0: all) \\[default: 3 for a GAN, as in the paper; all for encoded real images].", show_default=False)] = None,
     seed: Seed = 0,
     output: Annotated[Path, typer.Option("-o", "--output", help="PNG file for the grid.")] = Path("arithmetic.png"),
@@ -118,7 +118,7 @@ def arithmetic_command(
 
     genzoo latent arithmetic runs/dcgan --a Sneaker --b Sandal --c Bag
 
-    genzoo latent arithmetic runs/vae --a 1 --b 0 --c 3 --num 5000
+    genzoo latent arithmetic runs/vae --a 1 --b 0 --c 3 --samples 5000
     """
     import torch
 
@@ -144,6 +144,10 @@ def arithmetic_command(
     means = class_mean_latents(model, num, generator, data=data, names=names, check=(a, b, c),
                                exemplars="auto" if exemplars is None else exemplars or None)
     classes = {role: means.index(value) for role, value in (("a", a), ("b", b), ("c", c))}
+    empty = [means.names[k] for k in dict.fromkeys(classes.values()) if means.counts[k] == 0]
+    if empty:
+        raise GenzooError(f"none of the {num} samples fell in class {' or '.join(map(repr, empty))} ({means.source}); "
+                          f"draw more with --samples {max(10 * num, 2000)}, or pick another class.")
     out.print(f"class means from {means.source}{_ema_note(model)}:")
     for role, k in classes.items():
         of = f" of {int(means.available[k])}" if means.available[k] != means.counts[k] else ""

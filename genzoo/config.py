@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -31,6 +33,16 @@ from genzoo.errors import ConfigError
 from genzoo.registry import MODELS
 
 PRESET_DIR = Path(__file__).parent / "configs"
+
+
+def resolve_path(path: str) -> str:
+    """A path as config.json stores it: `~` expanded and absolute (symbolic links kept), so that a run's
+    `resume`, `eval` and `sample` find its files from any working folder."""
+    return os.path.abspath(os.path.expanduser(path)) if path else path
+
+
+# Every file or folder setting of a config has this type (a test checks it).
+PathSetting = Annotated[str, AfterValidator(resolve_path)]
 
 
 class StrictModel(BaseModel):
@@ -56,7 +68,7 @@ class TargetConfig(StrictModel):
 
 class DataConfig(StrictModel):
     name: str = "fashion-mnist"  # a registered dataset (`genzoo list`)
-    root: str | None = None  # a local copy; otherwise $GENZOO_DATA, system paths, then the embedded sample
+    root: PathSetting | None = None  # a local copy; otherwise $GENZOO_DATA, system paths, then the embedded sample
     split: Literal["train", "test", "all"] = "train"
     image_size: PositiveInt | None = None  # None: the dataset's own size; else resize + centre crop
     channels: Literal[1, 3] | None = None  # None: the dataset's own; 1 = grey, 3 = RGB
@@ -93,7 +105,7 @@ class TrainConfig(StrictModel):
     seed: int = 0
     process_noise: Literal["distinct", "shared"] = "distinct"  # shared: every process draws the same noise (parity tests)
     deterministic: bool = False  # deterministic kernels (slower); exact resume on CPU holds either way
-    log_every: PositiveInt = 50  # steps between reads of the losses (the only host syncs)
+    log_every: PositiveInt = 50  # steps between reads of the losses (the only host syncs); at most steps/20
     sample_every: PositiveInt = 500  # steps between sample grids in samples/
     checkpoint_every: PositiveInt = 1000  # steps between checkpoints (one is always written at the end)
     on_divergence: Literal["rollback", "stop"] = "rollback"  # a non-finite loss: reload the last checkpoint, or stop

@@ -22,3 +22,7 @@ class DataError(GenzooError):
 
 class CheckpointError(GenzooError):
     """A run folder or checkpoint is missing, inconsistent, or of another family or shape."""
+
+
+class RunFinished(GenzooError):
+    """Resuming a run that has trained all its steps: nothing to do (the CLI says so and exits 0)."""

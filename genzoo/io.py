@@ -25,10 +25,31 @@ if TYPE_CHECKING:
 UNWRITABLE = {getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EFBIG") if hasattr(errno, name)}
 
 
-def print_note(message: str) -> None:
-    from rich.console import Console
+# Environment variables that give a process's rank: torchrun / accelerate launch, then MPI launchers.
+RANK_VARIABLES = ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
 
-    Console(stderr=True).print(f"[yellow]note:[/] {message}", soft_wrap=True, highlight=False)
+
+def is_main_process() -> bool:
+    """Whether this is the main process (rank 0) of a multi-process run, or the only one. Read from the
+    launcher's environment, so that it costs no import: only the main process prints notes and summaries."""
+    for name in RANK_VARIABLES:
+        value = os.environ.get(name)
+        if value not in (None, ""):
+            try:
+                return int(value) == 0
+            except ValueError:
+                return True
+    return True
+
+
+def print_note(message: str) -> None:
+    """A note on stderr, from the main process only."""
+    if not is_main_process():
+        return
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console(stderr=True).print(f"[yellow]note:[/] {escape(message)}", soft_wrap=True, highlight=False)
 
 
 def temporary_name(path: Path) -> Path:

@@ -386,7 +386,7 @@ def arithmetic(model: Any, a: str | int, b: str | int, c: str | int, num: int = 
     for i in (ia, ib, ic):
         if means.counts[i] == 0:
             raise GenzooError(f"no sample fell in class {means.names[i]!r} ({means.source}); "
-                              "draw more samples (--num) or pick another class.")
+                              "draw more samples (num=..., or --samples N on the command line) or pick another class.")
     y = means.means[ia] - means.means[ib] + means.means[ic]  # (D,)
     jitter = (torch.rand(variants, y.numel(), generator=generator) * 2 - 1).to(y.device) * noise  # (V, D) uniform
     z = torch.cat([means.means[[ia, ib, ic]], y[None], y[None] + jitter])  # (4 + V, D)

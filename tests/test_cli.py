@@ -154,7 +154,7 @@ def test_run_folders_are_never_damaged_by_bad_commands(vae_run, tmp_path, capsys
         (["train", *TINY_VAE, "--out", vae_run], "already holds a run"),  # overwrite without --resume
         (["train", *TINY_VAE, "model.latent_dim=6", "--out", vae_run, "--resume"], "model settings differ"),
         (["sample", vae_run, "--ema"], "no EMA weights"),
-        (["sample", vae_run, "-o", tmp_path / "no" / "grid.png"], "does not exist"),
+        (["sample", vae_run, "-o", vae_run / "config.json" / "grid.png"], "is a file"),
         (["demo", "--out", vae_run, "--steps", "1"], "not an earlier demo"),
     ]
     for args, phrase in cases:

@@ -204,7 +204,7 @@ def test_kid_of_whole_sets_reports_no_spread(vae_run):
     assert score.std is None and score.protocol["subsets"] == 1 and "whole set" in score.protocol["note"]
 
 
-def test_the_protocol_records_the_split_the_data_really_has(vae_run, tmp_path, capsys):
+def test_the_protocol_records_the_split_the_data_really_has(vae_run, tmp_path, capsys, monkeypatch):
     model = genzoo.load(vae_run)
     kwargs = {"num_samples": 150, "num_real": 150}
     (score,) = genzoo.evaluate(model, ["fid"], data="fashion-mnist-sample", split="test", **kwargs)
@@ -217,7 +217,8 @@ def test_the_protocol_records_the_split_the_data_really_has(vae_run, tmp_path, c
     # full Fashion-MNIST asked for: where it is missing, the embedded test split stands in, and the protocol says so
     empty = tmp_path / "no-data"
     empty.mkdir()
-    config = genzoo.config.DataConfig(name="fashion-mnist", root=str(empty))
+    monkeypatch.setenv("GENZOO_DATA", str(empty))  # (an explicit data.root without the files is an error, not a fallback)
+    config = genzoo.config.DataConfig(name="fashion-mnist")
     fallback = bool(genzoo.data.build_dataset(config).notes)
     (score,) = genzoo.evaluate(model, ["fid"], data=config, **kwargs)
     assert score.protocol["reference"]["split"] == ("test" if fallback else "train")

@@ -51,9 +51,11 @@ def overrides(family: str, images: Path, steps: int, extra: list[str] = ()) -> l
             "train.mixed_precision=no", "train.device=cpu", f"train.steps={steps}", *extra]
 
 
-def launch(*args: str) -> None:
-    result = subprocess.run([*LAUNCH, *args, "--no-progress"], env=ENV, capture_output=True, text=True, timeout=300)
+def launch(*args: str, progress: bool = False) -> subprocess.CompletedProcess:
+    result = subprocess.run([*LAUNCH, *args, *([] if progress else ["--no-progress"])], env=ENV, capture_output=True,
+                            text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
+    return result
 
 
 def one_process(family: str, items: list[str], out: Path) -> RunFolder:
@@ -92,9 +94,14 @@ def compare_with_one_process(run: Path, images: Path, steps: int, folder: Path) 
 
 def test_two_processes_train_as_one_process(tmp_path):
     images = same_images(tmp_path / "images")
-    launch("train", "autoencoder", *overrides("autoencoder", images, 6), "--out", str(tmp_path / "two"))
+    result = launch("train", "autoencoder", *overrides("autoencoder", images, 6), "--out", str(tmp_path / "two"),
+                    progress=True)  # not a terminal: the progress is printed as one line per log record
     state = torch.load(tmp_path / "two" / "training_state.pt", weights_only=True)
     assert state["step"] == 6 and len(state["rng_cpu"]) == 2  # two processes ran, each random state is kept
+    printed = (result.stdout + result.stderr).splitlines()
+    # only the main process prints: the picked data settings, each log record and the summary appear once
+    for phrase in ("run folder:", "step 1/6", "step 6/6", "report:"):
+        assert sum(phrase in line for line in printed) == 1, (phrase, printed)
     compare_with_one_process(tmp_path / "two", images, 6, tmp_path)
 
 

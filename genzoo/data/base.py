@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import torch
-import torchvision.transforms.v2.functional as TF
 from torch import Tensor
 
 from genzoo.config import DataConfig
@@ -193,6 +192,8 @@ def convert_channels(images: Tensor, channels: int | None) -> Tensor:
 
 def resize_crop(images: Tensor, size: int) -> Tensor:
     """Resize the shorter side to `size` (antialiased bilinear), then centre-crop to size x size."""
+    import torchvision.transforms.v2.functional as TF  # here, not at the top: it costs seconds to import
+
     images = TF.resize(images, [size], antialias=True)
     return TF.center_crop(images, [size, size])
 

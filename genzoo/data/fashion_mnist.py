@@ -1,6 +1,7 @@
 """Fashion-MNIST (Xiao et al. 2017): 70,000 28 x 28 grey images of 10 kinds of clothing.
 
-Where it is looked for, in order: `data.root`; `$GENZOO_DATA`; the Debian package
+Where it is looked for: `data.root` when it is set (a folder without the files is an error, not a reason
+to use another copy); otherwise `$GENZOO_DATA`, then the Debian package
 `dataset-fashion-mnist` (/usr/share/datasets/fashion-mnist); torchvision's download into
 `data.root` or ~/.cache/genzoo when `data.download=true`. If none has the split asked for, the
 10,000-image test split embedded in genzoo is used, with a message saying so.
@@ -69,7 +70,9 @@ def _load_split(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _candidates(config: DataConfig) -> list[Path]:
-    folders = [Path(config.root).expanduser()] if config.root else []
+    if config.root:  # the folder the user named, and no other
+        return [Path(config.root).expanduser()]
+    folders = []
     if os.environ.get("GENZOO_DATA"):
         folders.append(Path(os.environ["GENZOO_DATA"]).expanduser())
     return folders + list(SYSTEM_PATHS)
@@ -89,6 +92,12 @@ def fashion_mnist(config: DataConfig) -> ImageData:
     splits = ("train", "test") if config.split == "all" else (config.split,)
     if config.root and not Path(config.root).expanduser().is_dir() and not config.download:
         raise DataError(f"data.root {config.root!r} is not a folder; point it at the Fashion-MNIST files.")
+    missing = [s for s in splits if config.root and not _split_files(Path(config.root).expanduser(), s)]
+    if missing and not config.download:  # a given folder is used or refused, never passed over for another copy
+        raise DataError(f"data.root {config.root!r} holds no Fashion-MNIST {missing[0]} files "
+                        f"({FILE_PREFIX[missing[0]]}-images-idx3-ubyte[.gz] and {FILE_PREFIX[missing[0]]}-labels-idx1-ubyte[.gz], "
+                        "or torchvision's FashionMNIST/raw/); point it at them, or leave data.root unset to use "
+                        "$GENZOO_DATA, the system copy or the embedded sample.")
     folder = next((f for f in _candidates(config) if all(_split_files(f, s) for s in splits)), None)
     if folder is None and config.download:
         folder = _download(config)

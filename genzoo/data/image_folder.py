@@ -19,6 +19,7 @@ from rich.progress import track
 from genzoo.config import DataConfig
 from genzoo.data.base import ImageData, resize_crop
 from genzoo.errors import DataError
+from genzoo.io import is_main_process
 from genzoo.registry import DATASETS
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -51,7 +52,8 @@ def image_folder(config: DataConfig) -> ImageData:
     root = Path(config.root).expanduser()
     files = find_images(root)[: config.max_images]
     size = config.image_size or 64
-    with closing(track(files, description="decoding images", transient=True)) as paths:  # closed on a bad file too
+    shown = is_main_process()  # every process decodes; the main one shows it
+    with closing(track(files, description="decoding images", transient=True, disable=not shown)) as paths:  # closed on a bad file too
         opened = [open_image(path) for path in paths]
     channels = config.channels or (1 if all(map(is_grey, opened)) else 3)
     tensors = [resize_crop(pixels(image, channels), size) for image in opened]  # (1, C, s, s) each
@@ -61,8 +63,13 @@ def image_folder(config: DataConfig) -> ImageData:
         index = {name: i for i, name in enumerate(classes)}
         labels = torch.tensor([index[p.parent.relative_to(root).parts[0]] for p in files])
         num_classes = len(classes)
+    picked = [f"data.image_size={size} (the default)"] * (config.image_size is None) + [
+        f"data.channels={channels} ({'every image is grey' if channels == 1 else 'not every image is grey'})"
+    ] * (config.channels is None)
+    notes = [f"{len(files)} images from {root}: picked {' and '.join(picked)}; written to the run's config.json, "
+             "set them to choose."] if picked else []
     return ImageData(torch.cat(tensors), labels, num_classes, source=f"{len(files)} images from {root}",
-                     class_names=classes if labels is not None else None)
+                     class_names=classes if labels is not None else None, notes=notes)
 
 
 def is_grey(image: Image.Image) -> bool:

@@ -28,9 +28,54 @@ def sampling_protocol(model: Any) -> dict | None:
     return describe() if callable(describe) else None
 
 
-def compute(ctx: EvalContext, metrics: Iterable[str]) -> list[Score]:
-    functions = [METRICS.get(name) for name in metrics]  # unknown names fail before any work
-    return [score for function in functions for score in function(ctx)]
+class Scores(list):
+    """The scores (a list of `Score`), and `skipped`: metric -> the sentence that says why it was not computed."""
+
+    def __init__(self, scores: Iterable[Score] = (), skipped: dict[str, str] | None = None) -> None:
+        super().__init__(scores)
+        self.skipped: dict[str, str] = dict(skipped or {})
+
+
+def compute(ctx: EvalContext, metrics: Iterable[str], skip_refused: bool = False,
+            skipped: dict[str, str] | None = None) -> Scores:
+    """Every metric's scores. A metric that refuses (a `GenzooError`, e.g. FID from too few images) stops the
+    evaluation, or with `skip_refused` is left out and named in `Scores.skipped`, unless every metric refused."""
+    functions = [(name, METRICS.get(name)) for name in metrics]  # unknown names fail before any work
+    scores = Scores(skipped=skipped)
+    first_refusal = None
+    for name, function in functions:
+        try:
+            scores.extend(function(ctx))
+        except GenzooError as error:
+            if not skip_refused:
+                raise
+            first_refusal = first_refusal or error
+            scores.skipped[name] = str(error)
+    if first_refusal is not None and not scores:
+        raise first_refusal
+    return scores
+
+
+def fid_refusal(network: FeatureNetwork, sides: list[tuple[str, int, str]]) -> str | None:
+    """The sentence refusing FID when a side has fewer than D + 1 images (its covariance would be singular):
+    `sides` are (what holds the images, how many, what to do); None when every side has enough."""
+    need = network.feature_dim + 1
+    short = [(what, count, advice) for what, count, advice in sides if count < need]
+    if not short:
+        return None
+    what = " and ".join(f"{what} {count}" for what, count, _ in short)
+    advice = " and ".join(dict.fromkeys(advice.format(need=need) for _, _, advice in short))
+    return (f"FID in {network.name} features ({network.feature_dim} dimensions) needs at least {need} images on each "
+            f"side, and {what}; {advice} (kid, pr and dc work with fewer).")
+
+
+def _refuse_fid(metrics: list[str], refusal: str | None, skip_refused: bool) -> tuple[list[str], dict[str, str]]:
+    """The metrics left to compute once FID is refused (and the refusal), or the refusal raised."""
+    if refusal is None or "fid" not in metrics:
+        return metrics, {}
+    if not skip_refused or metrics == ["fid"]:
+        raise GenzooError(refusal)
+    return [m for m in metrics if m != "fid"], {"fid": refusal}
 
 
 def data_reference(config: DataConfig, data: Any) -> dict[str, Any]:
@@ -60,12 +105,18 @@ def _absolute_root(config: DataConfig) -> DataConfig:
 def evaluate(model_or_run: Any, metrics: Iterable[str] = DEFAULT_METRICS, *, data: DataConfig | str | None = None,
              split: str | None = None, num_samples: int = 10_000, num_real: int | None = None,
              extractor: str = "fmnist", extractor_weights: str | None = None, ema: bool | None = None,
-             batch_size: int = 500, seed: int = 0, device: str = "cpu", use_cache: bool = True) -> list[Score]:
+             batch_size: int = 500, seed: int = 0, device: str = "cpu", use_cache: bool = True,
+             sampling: dict[str, Any] | None = None, skip_refused: bool = False) -> Scores:
     """Score a run folder (or a loaded model with `data=`) with the named metrics.
 
     The real reference is the run's training data (its split unless `split` says otherwise), at
     most `num_real` images (default: max(num_samples, 10,000), capped at the split's size).
+    `sampling`: options of the model's `generate` (diffusion: steps, sampler, eta, guidance; GAN:
+    truncation), used for every sample and stated in the protocol. `skip_refused`: compute the metrics
+    that can be computed and name the others in `Scores.skipped`, instead of stopping at the first refusal.
     """
+    from genzoo.sampling import WithSampling, sampling_options
+
     from genzoo.loading import load
 
     metrics = list(metrics)
@@ -79,8 +130,9 @@ def evaluate(model_or_run: Any, metrics: Iterable[str] = DEFAULT_METRICS, *, dat
         run_config = build_config(RunFolder(run_path).read_config())
         model = load(run_path, ema=ema, device=device)
         data_config = run_config.data
+        averaging = {"ema_decay": run_config.train.ema_decay, "ema_warmup": run_config.train.ema_warmup}
     else:
-        model = model_or_run
+        model, averaging = model_or_run, {}
         if data is None:
             raise GenzooError("evaluating a model object needs data=...: a dataset name or a DataConfig.")
         data_config = None
@@ -93,6 +145,8 @@ def evaluate(model_or_run: Any, metrics: Iterable[str] = DEFAULT_METRICS, *, dat
         if split not in splits:  # model_copy does not validate
             raise GenzooError(f"--split {split!r} is not a split; choose one of: {', '.join(splits)}.")
         data_config = data_config.model_copy(update={"split": split})
+    if sampling:
+        model = WithSampling(model, sampling_options(model, **sampling))
     network = load_features(extractor, extractor_weights)
     data_config = _absolute_root(data_config)
     real = build_dataset(data_config.model_copy(update={"max_images": None}))
@@ -101,13 +155,18 @@ def evaluate(model_or_run: Any, metrics: Iterable[str] = DEFAULT_METRICS, *, dat
     for note in real.notes:
         print_note(note)
     num_real = min(num_real or max(num_samples, 10_000), len(real))
+    reference = (("--num-real is", num_real, "give --num-real {need} or more") if num_real < len(real) else
+                 (f"the reference ({real.source}) has", num_real, "use a reference with more images (--split all, or more data)"))
+    refusal = fid_refusal(network, [reference, ("--num-samples is", num_samples, "give --num-samples {need} or more")])
+    metrics, skipped = _refuse_fid(metrics, refusal, skip_refused)
+    uses_ema = bool(getattr(model, "uses_ema", False))
     ctx = EvalContext(network, real, data_reference(data_config, real), num_real,
                       model_batches(model, num_samples, batch_size, seed) if _needs_fake(metrics) else None,
                       num_samples, model=model, batch_size=batch_size, seed=seed, device=device,
-                      protocol={"ema": bool(getattr(model, "uses_ema", False)), "sampler": sampling_protocol(model),
+                      protocol={"ema": uses_ema, **(averaging if uses_ema else {}), "sampler": sampling_protocol(model),
                                 "run": None if run_path is None else str(run_path.resolve())},
                       use_cache=use_cache)
-    scores = compute(ctx, metrics)
+    scores = compute(ctx, metrics, skip_refused, skipped)
     if run_path is not None:
         _append_metrics(run_path, scores)
     return scores
@@ -116,7 +175,7 @@ def evaluate(model_or_run: Any, metrics: Iterable[str] = DEFAULT_METRICS, *, dat
 def evaluate_folders(real_dir: str | Path, fake_dir: str | Path, metrics: Iterable[str] = ("fid", "kid", "pr", "dc"),
                      *, num_samples: int | None = None, extractor: str = "fmnist", extractor_weights: str | None = None,
                      folder_resize: str | None = None, batch_size: int = 500, seed: int = 0,
-                     device: str = "cpu") -> list[Score]:
+                     device: str = "cpu", skip_refused: bool = False) -> Scores:
     """Score a folder of generated images against a folder of real ones, as standalone FID tools do.
 
     `folder_resize` is how files become network inputs (`genzoo.metrics.folders`): "pytorch-fid" (the default
@@ -127,24 +186,36 @@ def evaluate_folders(real_dir: str | Path, fake_dir: str | Path, metrics: Iterab
     fake, _ = load_folder(fake_dir, network, pipeline)
     reference = {"dataset": "image-folder", "split": None, "source": real.source, "image_size": network.input_size,
                  "channels": network.channels}
+    _check_fake_count(num_samples, len(fake))
+    used = [(folder, len(data) if num_samples is None else min(num_samples, len(data)))
+            for folder, data in ((real_dir, real), (fake_dir, fake))]
+    refusal = fid_refusal(network, [(f"{str(folder)!r} gives", count, "add images to the folders (and raise "
+                                     "--num-samples) to reach {need}" if num_samples else "add images to the folders "
+                                     "to reach {need}") for folder, count in used])
+    metrics, skipped = _refuse_fid(list(metrics), refusal, skip_refused)
     return evaluate_data(real, fake, metrics, reference=reference, network=network, num_samples=num_samples,
                          batch_size=batch_size, seed=seed, device=device,
                          protocol={"fake": str(Path(fake_dir).expanduser().resolve()), "folder_resize": pipeline,
-                                   "folder_pipeline": description})
+                                   "folder_pipeline": description},
+                         skip_refused=skip_refused, skipped=skipped)
 
 
 def evaluate_data(real: Any, fake: Any, metrics: Iterable[str], *, reference: dict[str, Any],
                   network: FeatureNetwork, num_samples: int | None = None, num_real: int | None = None,
                   batch_size: int = 500, seed: int = 0, device: str = "cpu",
-                  protocol: dict[str, Any] | None = None) -> list[Score]:
+                  protocol: dict[str, Any] | None = None, skip_refused: bool = False,
+                  skipped: dict[str, str] | None = None) -> Scores:
     """Score in-memory fake images against real ones (`ImageData` or `FolderImages`: `batch(indices)` gives
     images in [-1, 1])."""
     metrics = list(metrics)  # `compute` checks the names before any feature is extracted
+    skipped = dict(skipped or {})
     if "recon" in metrics:
-        raise GenzooError("the recon metric needs a model; it cannot be computed from two sets of images.")
+        reason = "the recon metric needs a model; it cannot be computed from two sets of images."
+        if not skip_refused or metrics == ["recon"]:
+            raise GenzooError(reason)
+        metrics, skipped["recon"] = [m for m in metrics if m != "recon"], reason
     num_fake = num_samples or len(fake)
-    if num_fake > len(fake):
-        raise GenzooError(f"the generated set holds {len(fake)} images, fewer than the {num_fake} asked; lower --num-samples.")
+    _check_fake_count(num_fake, len(fake))
     num_real = min(num_real or num_samples or len(real), len(real))
 
     def fake_batches():
@@ -153,7 +224,12 @@ def evaluate_data(real: Any, fake: Any, metrics: Iterable[str], *, reference: di
 
     ctx = EvalContext(network, real, reference, num_real, fake_batches, num_fake, batch_size=batch_size, seed=seed,
                       device=device, protocol={"ema": None, "sampler": None, **(protocol or {})}, use_cache=False)
-    return compute(ctx, metrics)
+    return compute(ctx, metrics, skip_refused, skipped)
+
+
+def _check_fake_count(asked: int | None, held: int) -> None:
+    if asked is not None and asked > held:
+        raise GenzooError(f"the generated set holds {held} images, fewer than the {asked} asked; lower --num-samples.")
 
 
 def _needs_fake(metrics: list[str]) -> bool:

@@ -274,20 +274,18 @@ class DDPM(GenerativeModel):
             return None
         return class_labels(labels, n, self.num_classes, self.device)
 
-    def sampling_protocol(self) -> dict:
-        """How `generate` samples by default, for the protocol of every score of its samples."""
+    def sampling_protocol(self, steps: int | None = None, sampler: str | None = None, eta: float | None = None,
+                          guidance: float | None = None) -> dict:
+        """How `generate` samples with these options (None: the config's), for the protocol of every score."""
+        sampler, steps, eta, guidance = self._sampling(steps, sampler, eta, guidance)
         config = self.config
-        return {"sampler": config.sampler, "steps": config.sampling_steps, "timesteps": config.timesteps,
-                "schedule": config.schedule, **({"eta": config.eta} if config.sampler == "ddim" else {}),
-                **({"guidance": config.guidance} if self.num_classes else {})}
+        return {"sampler": sampler, "steps": steps, "timesteps": config.timesteps, "schedule": config.schedule,
+                **({"eta": eta} if sampler == "ddim" else {}), **({"guidance": guidance} if self.num_classes else {})}
 
-    @torch.no_grad()
-    def generate(self, n: int, labels: Tensor | None = None, generator: torch.Generator | None = None,
-                 steps: int | None = None, sampler: str | None = None, eta: float | None = None,
-                 guidance: float | None = None, progress: bool = False) -> Tensor:
-        """n images (n, C, H, W) in [-1, 1]; steps, sampler, eta and guidance default to the config's."""
+    def _sampling(self, steps: int | None, sampler: str | None, eta: float | None,
+                  guidance: float | None) -> tuple[str, int, float, float]:
+        """(sampler, steps, eta, guidance) with the config's values for those left None, checked."""
         config = self.config
-        labels = self.check_labels(n, labels)
         if guidance is not None and not self.num_classes:
             raise GenzooError("classifier-free guidance needs a class-conditional model and this one is unconditional; "
                               "drop --guidance, or train with model.conditional=true.")
@@ -299,10 +297,19 @@ class DDPM(GenerativeModel):
         if steps is None:  # the config's count for its own sampler; DDPM asked for by name runs all T steps
             steps = config.timesteps if (sampler == "ddpm" and config.sampler != "ddpm") else config.sampling_steps
         timestep_sequence(config.timesteps, steps)  # checks 1 <= steps <= T
-        options = {"eta": config.eta if eta is None else eta} if sampler == "ddim" else {}
+        return sampler, steps, config.eta if eta is None else eta, config.guidance if guidance is None else guidance
+
+    @torch.no_grad()
+    def generate(self, n: int, labels: Tensor | None = None, generator: torch.Generator | None = None,
+                 steps: int | None = None, sampler: str | None = None, eta: float | None = None,
+                 guidance: float | None = None, progress: bool = False) -> Tensor:
+        """n images (n, C, H, W) in [-1, 1]; steps, sampler, eta and guidance default to the config's."""
+        labels = self.check_labels(n, labels)
+        sampler, steps, eta, guidance = self._sampling(steps, sampler, eta, guidance)
+        options = {"eta": eta} if sampler == "ddim" else {}
         size = (n, self.info.channels, self.info.image_size, self.info.image_size)
         noise = torch.randn(size, device=self.device, generator=generator)  # x_T ~ N(0, I)
-        denoiser = self.eps_denoiser(labels, config.guidance if guidance is None else guidance)
+        denoiser = self.eps_denoiser(labels, guidance)
         on_cuda = self.device.type == "cuda"
         if on_cuda:
             noise = noise.contiguous(memory_format=torch.channels_last)

@@ -11,7 +11,12 @@ failure of the last, and lives in `genzoo.losses` as a registered (D loss, G los
 Networks: DCGAN (Radford et al. 2016, `genzoo.nn.dcgan`), a ResNet with optional spectral norm
 (Miyato et al. 2018, `genzoo.nn.resnet`), or an MLP for 2-D toys (`genzoo.nn.mlp`). The
 discriminator is a body phi(x) -> (B, F) with heads added here:
-- unconditional: D(x) = w^T phi(x) + b;
+- unconditional: D(x) = w^T phi(x) + b. For DCGAN, phi(x) is the flattened b x b map of the last
+  strided convolution (F = C b^2), and this linear head is the paper's last layer, a b x b convolution
+  to one channel without padding (4 x 4 at 64 px, 7 x 7 at 28 px): the same function and parameters,
+  w = conv.weight.flatten() (a test checks it). Keeping it linear lets the projection and AC-GAN heads
+  share phi(x), and keeps the checkpoint layout of every earlier run. Its weights are drawn from
+  N(0, 0.02), with every other layer's (DCGAN Sec. 4);
 - `cgan`: labels feed G (one-hot, concatenated to z; Mirza & Osindero 2014) and a projection
   discriminator D(x, y) = w^T phi(x) + b + embed(y)^T phi(x) (Miyato & Koyama 2018, Eq. 3);
 - `acgan`: labels feed G; D also classifies, and both add the class log-likelihood of the true
@@ -144,6 +149,11 @@ class GAN(GenerativeModel):
         generator, body = build_networks(config, info, self.num_classes if self.conditional else 0, norm)
         self.generator = generator
         self.discriminator = Discriminator(body, max(self.num_classes, 1), config.conditional)
+        if config.architecture == "dcgan":  # DCGAN Sec. 4: all weights from N(0, 0.02), the heads' too
+            for head in (self.discriminator.score, self.discriminator.classifier):
+                if head is not None:
+                    nn.init.normal_(head.weight, 0.0, 0.02)
+                    nn.init.zeros_(head.bias)
         if config.spectral_norm:
             _apply_spectral_norm(self.discriminator)
         paper = self.objective.paper

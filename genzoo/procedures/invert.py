@@ -24,6 +24,7 @@ from pydantic import NonNegativeFloat, PositiveFloat, PositiveInt
 
 from safetensors.torch import save_file
 
+from genzoo.config import PathSetting
 from genzoo.errors import GenzooError
 from genzoo.procedures.base import Procedure, ProcedureConfig, ProcedureContext
 from genzoo.registry import PROCEDURES
@@ -32,8 +33,8 @@ ImageDistance = Literal["mse", "mae", "laplacian", "perceptual"]
 
 
 class InvertConfig(ProcedureConfig):
-    run: str  # the trained run folder whose decoder is inverted
-    images: str | None = None  # a folder of images to encode; None: the run's own data
+    run: PathSetting  # the trained run folder whose decoder is inverted
+    images: PathSetting | None = None  # a folder of images to encode; None: the run's own data
     num_images: PositiveInt = 8  # how many images (the first of the folder, or drawn from the run's data)
     split: Literal["train", "test", "all"] = "test"  # the run's data split the images come from
     steps: PositiveInt = 300  # Adam steps

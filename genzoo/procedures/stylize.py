@@ -32,6 +32,7 @@ import torch
 from pydantic import NonNegativeFloat, PositiveFloat, PositiveInt
 from torch import Tensor
 
+from genzoo.config import PathSetting
 from genzoo.errors import GenzooError
 from genzoo.procedures.base import Procedure, ProcedureConfig, ProcedureContext, free_folder
 from genzoo.registry import PROCEDURES
@@ -67,7 +68,7 @@ class StylizeConfig(ProcedureConfig):
     size: PositiveInt = 256  # longer side of the result in pixels (texture synthesis: a square of this side)
     style_size: PositiveInt | None = None  # longer side the style images are resized to; None: size
     network: Literal["random", "vgg19"] = "random"  # random: needs no weights; vgg19: weights from a file or the cache
-    weights: str | None = None  # VGG-19 weights file (torchvision's vgg19-dcbb9e9d.pth)
+    weights: PathSetting | None = None  # VGG-19 weights file (torchvision's vgg19-dcbb9e9d.pth)
     content_layer: str | None = None  # None: the network's (relu4_2; scale2)
     style_layers: tuple[str, ...] | None = None  # None: the network's; weighted equally
     content_weight: NonNegativeFloat = 1.0  # alpha

@@ -57,6 +57,8 @@ def write_report(run: RunFolder, max_grids: int = 8, pictures: bool = True) -> P
         f"<h1>genzoo run <code>{html.escape(_text(str(run.path)))}</code></h1>",
         f"<p>family <b>{html.escape(config.get('family', '?'))}</b>, data <b>{html.escape(str(config.get('data', {}).get('name')))}</b>, "
         f"{len(records)} log records.</p>",
+        *([f"<p><b>No checkpoint yet</b>: the first is written at step {run.first_checkpoint_step()} (or when "
+           "training stops).</p>"] if run.saved_nothing() else []),
         "<h2>Latest samples</h2>",
         _image(grids[-1], "420px") if grids else "<p>No sample grid yet.</p>",
         "<h2>Losses</h2>",
@@ -91,20 +93,27 @@ def _pictures(run: RunFolder) -> list[tuple[str, Path]]:
 
 
 def _metrics_table(path: Path) -> str:
-    """The latest evaluation's scores, each with the protocol it was computed under."""
+    """The latest evaluation's scores, each with the protocol it was computed under, one column per part of
+    it (feature network, image counts, reference, EMA, sampler, seed); columns no score fills are left out."""
+    from genzoo.report.protocol import COLUMNS, protocol_columns
+
     records = read_log(path)
     if not records:
         return "<p>No evaluation yet: <code>genzoo eval RUN</code>, or train with <code>train.eval_every=N</code>.</p>"
+    scores = records[-1]["scores"]
+    columns = [protocol_columns(score.get("protocol") or {}) for score in scores]
+    shown = [name for name in COLUMNS if any(column[name] for column in columns)]
+    left = " style='text-align:left'"
     rows = []
-    for score in records[-1]["scores"]:
-        protocol = {k: v for k, v in score["protocol"].items() if k not in ("metric",)}
+    for score, column in zip(scores, columns):
         std = "" if score.get("std") is None else f" ± {score['std']:.4g}"
-        rows.append(f"<tr><th>{html.escape(score['name'])}</th><td>{score['value']:.4g}{std}</td>"
-                    f"<td style='text-align:left'><code>{html.escape(json.dumps(protocol))}</code></td></tr>")
+        cells = "".join(f"<td{left}>{html.escape(column[name])}</td>" for name in shown)
+        rows.append(f"<tr><th>{html.escape(score['name'])}</th><td>{score['value']:.4g}{std}</td>{cells}</tr>")
     history = ""
     if len(records) > 1:
         history = f"<p>{len(records)} evaluations in metrics.jsonl; the latest at step {records[-1].get('step')}.</p>"
-    return f"{history}<table><tr><th>metric</th><th>value</th><th>protocol</th></tr>{''.join(rows)}</table>"
+    header = "".join(f"<th>{html.escape(name)}</th>" for name in ("metric", "value", *shown))
+    return f"{history}<table><tr>{header}</tr>{''.join(rows)}</table>"
 
 
 def _procedure_report(run: RunFolder, config: dict) -> Path:

@@ -58,6 +58,39 @@ class RunFolder:
         self.losses_plot = self.path / "losses.png"
         self.report = self.path / "report.html"
 
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.path)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    def saved_nothing(self) -> bool:
+        """Whether no checkpoint file of any kind is there yet (a run before its first save, not a damaged one)."""
+        return not any(p.exists() for p in (self.weights, self.previous_weights, self.state, self.previous_state))
+
+    def first_checkpoint_step(self) -> int | None:
+        """The step the run's first checkpoint is written at (train.checkpoint_every, or the last step), from config.json."""
+        try:
+            train = json.loads(self.config.read_text(encoding="utf-8")).get("train", {})
+            return min(int(train.get("checkpoint_every", 1000)), int(train.get("steps", 2000)))
+        except (OSError, ValueError, TypeError, AttributeError):
+            return None
+
+    def not_saved_yet(self) -> CheckpointError:
+        """The error for a run that has not written its first checkpoint: when that comes, not "damaged"."""
+        first = self.first_checkpoint_step()
+        return CheckpointError(f"{str(self.path)!r} has no checkpoint yet: the first is written "
+                               f"{'' if first is None else f'at step {first} '}(or when training stops); wait for it, "
+                               f"or start a stopped run again with `genzoo resume {self.path}`.")
+
+    def saved_step(self) -> int | None:
+        """The step of the newest intact checkpoint (weights and the state they record); None when there is none."""
+        newest = self._newest_intact()
+        return None if newest is None else int(self._step_of(newest[0]))
+
     def has_checkpoint(self) -> bool:
         """Whether any checkpoint file is there (intact or not: reading decides)."""
         return self.weights.exists() or self.previous_weights.exists()
@@ -202,6 +235,8 @@ class RunFolder:
 
     def load_weights(self, note: Callable[[str], None] | None = print_note) -> tuple[dict[str, Tensor], dict[str, Any]]:
         """The newest intact weights: model.safetensors, or the previous ones (with a note) when it is damaged."""
+        if self.saved_nothing() and self.config.is_file():
+            raise self.not_saved_yet()
         problems = []
         for path in self._candidates() or [self.weights]:
             try:
@@ -221,6 +256,8 @@ class RunFolder:
         The state file is unpickled with `weights_only=True` and only once its sha256 matches the one the
         weights record: a file that would run code is refused, never executed.
         """
+        if self.saved_nothing() and self.config.is_file():
+            raise self.not_saved_yet()
         problems = []
         candidates = self._candidates()
         if before_step is not None:

@@ -8,6 +8,8 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Column
+from rich.text import Text
 from torch import Tensor
 
 
@@ -52,6 +54,12 @@ class TrainingLog:
             self._writer.close()
 
 
+def log_interval(train: Any) -> int:
+    """Steps between log records: `train.log_every`, but at least 20 records in a run, so that a short
+    run's loss curves have points (a 100-step run logs every 5 steps, not once at the end)."""
+    return min(train.log_every, max(1, train.steps // 20))
+
+
 def read_log(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
@@ -68,17 +76,38 @@ def read_log(path: Path) -> list[dict[str, Any]]:
 
 
 def progress_bar(console: Console, enabled: bool) -> Progress:
-    """Bar, step count, speed and time left first (they fit 80 columns); the losses after them."""
-    return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
-        TextColumn("{task.fields[speed]}"), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[losses]}"),
+    """Line 1: family, bar, step count, speed and time left (about 60 columns, never wrapped or cut);
+    line 2: the latest losses, grouped by phase, wrapped to the terminal's width."""
+    return _TrainingProgress(
+        TextColumn("[bold]{task.description}", table_column=_fixed()), BarColumn(bar_width=20, table_column=_fixed()),
+        MofNCompleteColumn(table_column=_fixed()), TextColumn("{task.fields[speed]}", table_column=_fixed()),
+        TextColumn("eta", table_column=_fixed()), TimeRemainingColumn(table_column=_fixed()),
         console=console, disable=not enabled, transient=False,
     )
 
 
+def _fixed() -> Column:
+    return Column(no_wrap=True)
+
+
+class _TrainingProgress(Progress):
+    """A progress bar with each task's `losses` field on a line of its own below the bar."""
+
+    def get_renderables(self):  # noqa: ANN201
+        yield self.make_tasks_table(self.tasks)
+        for task in self.tasks:
+            if task.fields.get("losses"):
+                yield Text(task.fields["losses"], style="dim")
+
+
 def progress_losses(record: dict[str, Any]) -> str:
-    """Losses for the progress bar, each with its phase: `disc/loss_d_real=0.61`."""
-    return " ".join(f"{k}={v:.3g}" for k, v in record.items() if "/" in k and not k.startswith("schedule/"))
+    """Losses for the progress bar, grouped by phase: `discriminator: total=1.2 loss_d_real=0.61 | generator: total=0.8`."""
+    phases: dict[str, list[str]] = {}
+    for key, value in record.items():
+        if "/" in key and not key.startswith("schedule/"):
+            phase, name = key.split("/", 1)
+            phases.setdefault(phase, []).append(f"{name}={value:.3g}")
+    return " | ".join(f"{phase}: {' '.join(values)}" for phase, values in phases.items())
 
 
 def format_record(record: dict[str, Any], total: int) -> str:

@@ -36,7 +36,7 @@ from genzoo.registry import MODELS
 from genzoo.train.callbacks import Callback
 from genzoo.train.checkpoint import Checkpoint, RunFolder
 from genzoo.train.ema import EMA
-from genzoo.train.log import TrainingLog, format_record, progress_bar, progress_losses, read_log
+from genzoo.train.log import TrainingLog, format_record, log_interval, progress_bar, progress_losses, read_log
 from genzoo.train.optim import Optimizers, run_schedule
 from genzoo.train.processes import Processes
 from genzoo.train.rollback import NonFinite, TrainingDiverged, check_finite, roll_back
@@ -71,9 +71,6 @@ class Trainer:
         torch.manual_seed(train.seed)  # the same initial weights on every process
         check_batch_fits(train.batch_size, self.config.data.channels, self.config.data.image_size, self.device)
         self.data = build_dataset(self.config.data)
-        if self.is_main:
-            for note in self.data.notes:
-                console.print(f"[yellow]note:[/] {note}", soft_wrap=True, highlight=False)
         family = MODELS.get(self.config.family)
         self._check_keys(family.requires)  # what every model of the family needs, before it is sized or built
         check_model_fits(family, self.config.model, self.data.info, train.batch_size, self.device)
@@ -94,10 +91,12 @@ class Trainer:
         self.ema = EMA(self.model, train.ema_decay, self.model.ema_modules, train.ema_warmup) if train.ema_decay is not None else None
         if self.resume:  # a resumed run continues with the random state it saved
             self.restore(self.run.load_checkpoint(note=self.note))
-            if self.is_main:
-                console.print(f"resuming {str(self.run.path)!r} from step {self.step} of {train.steps}", highlight=False)
         else:  # each process its own noise (z, t, dropout), unless asked to share it
             torch.manual_seed(train.seed + 7919 * (1 + (self.processes.rank if train.process_noise == "distinct" else 0)))
+        for note in self.data.notes:  # once every check passed: a refused run prints its one error line only
+            self.note(note)
+        if self.resume and self.is_main:
+            console.print(f"resuming {str(self.run.path)!r} from step {self.step} of {train.steps}", highlight=False)
         if resume:  # drop what the interrupted run logged after its checkpoint
             self.drop_log_after(self.step)
         preview = torch.arange(min(train.num_preview, len(self.data)), device=self.data.device)
@@ -278,6 +277,7 @@ class Trainer:
         progress = progress_bar(console, enabled=self.show_progress and self.is_main and console.is_terminal)
         task = progress.add_task(self.config.family, total=train.steps, completed=self.step, speed="", losses="")
         sums: dict[str, Tensor] = {}
+        log_every = log_interval(train)  # at least 20 records in a short run
         last_time, last_position = time.perf_counter(), self.stream.position
         with progress:
             while self.step < train.steps and not self._stop_requested:
@@ -285,7 +285,7 @@ class Trainer:
                     self.train_step(sums)
                     progress.advance(task)
                     final = self.step == train.steps
-                    if self.step % train.log_every == 0 or final:
+                    if self.step % log_every == 0 or final:
                         now = time.perf_counter()
                         images = (self.stream.position - last_position) * self.stream.batch_size
                         record = self._log_record(sums, images / max(now - last_time, 1e-9))
