@@ -13,9 +13,10 @@ import torch
 from genzoo.config import DataConfig, build_config
 from genzoo.data import build_dataset
 from genzoo.errors import GenzooError
-from genzoo.metrics.context import EvalContext, Score, model_batches
+from genzoo.metrics.context import EvalContext, Score
 from genzoo.data.base import ImageData
 from genzoo.metrics.features import FeatureNetwork, load_features
+from genzoo.metrics.translation import image_source
 from genzoo.registry import METRICS
 
 DEFAULT_METRICS = ("fid", "kid", "is", "pr", "dc", "variety")
@@ -75,12 +76,14 @@ def evaluate(model_or_run: Any, metrics: Iterable[str] = DEFAULT_METRICS, *, dat
         data_config = data_config.model_copy(update={"split": split})
     network = load_features(extractor, extractor_weights)
     real = build_dataset(data_config.model_copy(update={"max_images": None}))
+    source = image_source(model, real, num_samples, batch_size, seed) if _needs_fake(metrics) else None
+    real = source.real if source else real  # a translating model: the images of the domain it translates into
     num_real = min(num_real or max(num_samples, 10_000), len(real))
     ctx = EvalContext(network, real, _reference(data_config, real.source), num_real,
-                      model_batches(model, num_samples, batch_size, seed) if _needs_fake(metrics) else None,
-                      num_samples, model=model, batch_size=batch_size, seed=seed, device=device,
+                      source.batches if source else None,
+                      source.count if source else num_samples, model=model, batch_size=batch_size, seed=seed, device=device,
                       protocol={"ema": bool(getattr(model, "uses_ema", False)), "sampler": sampling_protocol(model),
-                                "run": None if run_path is None else str(run_path)},
+                                "run": None if run_path is None else str(run_path), **(source.protocol if source else {})},
                       use_cache=use_cache)
     scores = compute(ctx, metrics)
     if run_path is not None:
