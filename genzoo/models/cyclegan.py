@@ -90,10 +90,9 @@ class HistoryPool(nn.Module):
         stored = self.images[slot.clamp(max=self.size - 1)]  # (B, C, H, W) the slot before this batch
         read = torch.where((earlier >= 0)[:, None, None, None], fakes[earlier.clamp(min=0)], stored)
         returned = torch.where(swap[:, None, None, None], read, fakes)  # (B, C, H, W)
-        # the pool after the batch: each slot holds its last write
-        last = torch.full((self.size + 1,), -1, dtype=torch.long, device=device)
-        last.scatter_reduce_(0, torch.where(writes, slot, self.size), order, reduce="amax")  # (S + 1,) non-writers: slot S
-        last = last[: self.size]
+        # the pool after the batch: each slot holds its last write (-1: none in this batch)
+        slots = torch.arange(self.size, device=device)  # (S,)
+        last = torch.where((slot[None, :] == slots[:, None]) & writes[None, :], order[None, :], -1).amax(1)  # (S,)
         self.images.copy_(torch.where((last >= 0)[:, None, None, None], fakes[last.clamp(min=0)], self.images))
         self.count.copy_((self.count + batch).clamp(max=self.size))
         return returned
