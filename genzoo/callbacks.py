@@ -64,18 +64,21 @@ class Evaluation(Callback):
         self.reference = None  # real features, extracted once
 
     def on_step(self, trainer: Trainer) -> None:
-        from genzoo.metrics.context import EvalContext, model_batches
+        from genzoo.metrics.context import EvalContext
         from genzoo.metrics.evaluate import compute, sampling_protocol
+        from genzoo.metrics.translation import image_source
 
         train = trainer.config.train
         model = trainer.sampling_model
         model.eval()
-        reference = {"dataset": trainer.config.data.name, "split": trainer.config.data.split, "source": trainer.data.source}
-        context = EvalContext(self.network, trainer.data, reference, min(len(trainer.data), train.eval_real),
-                              model_batches(model, train.eval_samples, 500, train.seed), train.eval_samples, model=model,
+        source = image_source(model, trainer.data, train.eval_samples, 500, train.seed)  # samples, or translations
+        reference = {"dataset": trainer.config.data.name, "split": trainer.config.data.split, "source": source.real.source}
+        context = EvalContext(self.network, source.real, reference, min(len(source.real), train.eval_real),
+                              source.batches, source.count, model=model,
                               seed=train.seed, device=trainer.device, real_features=self.reference,
                               protocol={"ema": trainer.ema is not None, **self._averaging(train, trainer.ema is not None),
-                                        "sampler": sampling_protocol(model), "step": trainer.step}, use_cache=False)
+                                        "sampler": sampling_protocol(model), "step": trainer.step, **source.protocol},
+                              use_cache=False)
         scores = compute(context, self.metrics)
         model.train()
         self.reference = context.real

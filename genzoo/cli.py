@@ -443,6 +443,8 @@ def _class_names(run: Path) -> tuple[str, ...] | None:
 
 from genzoo.cli_latent import latent_app  # noqa: E402
 app.add_typer(latent_app, name="latent")
+from genzoo.cli_translate import translate_command  # noqa: E402
+app.command("translate")(translate_command)
 
 
 def main() -> None:

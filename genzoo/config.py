@@ -77,6 +77,8 @@ class DataConfig(StrictModel):
     domains: tuple[int | str, int | str] | None = None  # two classes (names or indices) as domains a and b
     target: TargetConfig | None = None  # domain adaptation: a second image dataset whose labels training never sees
     direction: Literal["AtoB", "BtoA"] = "AtoB"  # paired images: BtoA swaps the sides (a is what a model reads)
+    classes: tuple[int | str, ...] | None = None  # keep only these classes (names or indices), relabelled 0..K-1 in this order
+    task: Literal["edges", "grey", "superres", "inpaint", "denoise"] | None = None  # pairs (degraded a, image b) from any image data
     # text datasets (text, fortunes)
     tokens: Literal["chars", "bytes"] = "chars"  # a token per character (the corpus's own) or per byte (256)
     sequence_length: PositiveInt = 128  # tokens a text model reads per window; a batch holds L + 1
@@ -224,7 +226,8 @@ def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0]
 
 
-LIST_EXAMPLES = {"domains": "[Sneaker, Ankle boot] or [7, 9] (two classes)"}  # list-valued keys' examples
+LIST_EXAMPLES = {"domains": "[Sneaker, Ankle boot] or [7, 9] (two classes)",
+                 "classes": "[Sandal, Sneaker, Ankle boot] or [5, 7, 9]"}  # list-valued keys' examples
 
 
 def explain(error: ValidationError, model: type[BaseModel], prefix: str = "") -> ConfigError:

@@ -20,11 +20,15 @@ TINY_MODELS: dict[str, dict[str, Any]] = {
     "classifier": {"width": 4},
     "ddpm": {"width": 8, "channel_multipliers": [1, 2], "blocks_per_level": 1, "attention_resolutions": [8],
              "timesteps": 10, "sampling_steps": 5},
+    "pix2pix": {"width": 4, "discriminator_width": 4},
+    "cyclegan": {"width": 4, "discriminator_width": 4, "blocks": 1},
+    "stargan": {"width": 4, "discriminator_width": 4, "blocks": 1, "discriminator_steps": 2},
 }
 
 
-# data settings a family needs beyond the default fake images (two domains for the swap autoencoder)
-TINY_DATA: dict[str, dict[str, Any]] = {"swap": {"domains": [0, 1]}}
+# data settings a family needs beyond the default fake images (two domains; pairs of noisy and clean blobs)
+TINY_DATA: dict[str, dict[str, Any]] = {"swap": {"domains": [0, 1]}, "cyclegan": {"domains": [0, 1]},
+                                        "pix2pix": {"task": "denoise"}}
 
 
 def tiny_config(family: str, model: dict[str, Any] | None = None, data: dict[str, Any] | None = None,

@@ -45,6 +45,8 @@ FOLDER = ["vae", "model.latent_dim=4", "model.width=4", "data.name=image-folder"
 STYLIZE = lambda t: ["-o", t / "out.png", "--run-dir", t / "run", "--size", "16", "--steps", "1", "--no-progress"]  # noqa: E731
 TEXT = ["vae", "model.latent_dim=4", "model.width=4", "data.name=text", "data.sequence_length=8", "train.steps=1",
         "train.batch_size=2", "--no-progress"]
+TRANSLATION = {name: [name, *FAKE, "model.width=4", "model.discriminator_width=4"] for name in ("pix2pix", "cyclegan", "stargan")}
+TRANSLATION["stargan"].append("data.classes=null")  # the preset's three Fashion-MNIST classes
 PAIRED = ["vae", "model.latent_dim=4", "model.width=4", "data.name=paired-folder", "data.image_size=16", "train.steps=1",
           "train.batch_size=2", "--no-progress"]
 NON_UTF8 = os.fsdecode(b"caf\xe9-\xff")  # Latin-1 bytes in a file name: not decodable as UTF-8
@@ -143,7 +145,8 @@ def fmnist_root(tmp: Path, images: bytes, labels: bytes, gz: bool = False) -> Pa
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> dict[str, Path]:
-    """Tiny finished runs (2 steps on fake data): vae, a wider vae (other shapes), gan, cgan, autoencoder."""
+    """Tiny finished runs (2 steps on fake data): vae, a wider vae (other shapes), gan, cgan, autoencoder, and the
+    translation families (cyclegan on two blob classes, pix2pix on noisy -> clean blobs, stargan)."""
     from genzoo.api import train
 
     root = tmp_path_factory.mktemp("built-runs")
@@ -153,6 +156,9 @@ def built(tmp_path_factory) -> dict[str, Path]:
         "gan": tiny_config("gan"),
         "cgan": tiny_config("gan", model={"conditional": "cgan"}),
         "autoencoder": tiny_config("autoencoder"),
+        "cyclegan": tiny_config("cyclegan"),
+        "pix2pix": tiny_config("pix2pix"),
+        "stargan": tiny_config("stargan"),
     }
     for name, config in sources.items():
         train(config, root / name, progress=False)
@@ -472,6 +478,53 @@ CASES = [
     Case("attack/out-holds-a-run", "already holds a run", lambda t, r: ["attack", "fmnist", "--out", r("vae")]),
     Case("eval/accuracy-of-a-generator", "classifies", lambda t, r: ["eval", r("vae"), "--metrics", "accuracy", "-n", "8"]),
     Case("run/unknown-procedure", "unknown procedure", lambda t, r: ["run", "deepdream", "--out", t / "run"]),
+    # --- translation: data the families cannot use, data.task and data.classes
+    Case("data/pix2pix-on-unpaired-domains", "unpaired",
+         lambda t, r: ["train", *TRANSLATION["pix2pix"], "data.domains=[0, 1]", "--out", t / "new"]),
+    Case("data/pix2pix-on-single-images", "['a', 'b']", lambda t, r: ["train", *TRANSLATION["pix2pix"], "--out", t / "new"]),
+    Case("data/cyclegan-with-one-domain", "data.domains",
+         lambda t, r: ["train", *TRANSLATION["cyclegan"], "data.domains=[0]", "--out", t / "new"]),
+    Case("data/cyclegan-domain-not-a-class", "not a class",
+         lambda t, r: ["train", *TRANSLATION["cyclegan"], "data.domains=[0, Zebra]", "--out", t / "new"]),
+    Case("data/stargan-without-labels", "label",
+         lambda t, r: ["train", "stargan", *FOLDER[3:], "data.classes=null", f"data.root={files(t / 'flat', GOOD)}", "--out", t / "new"]),
+    Case("data/stargan-on-two-domains", "['image', 'label']",
+         lambda t, r: ["train", *TRANSLATION["stargan"], "data.domains=[0, 1]", "--out", t / "new"]),
+    Case("data/classes-not-a-class", "not a class", lambda t, r: ["train", *VAE, "data.classes=[0, Boots]", "--out", t / "new"]),
+    Case("data/classes-only-one", "at least two", lambda t, r: ["train", *VAE, "data.classes=[1]", "--out", t / "new"]),
+    Case("data/task-grey-on-grey-images", "colour", lambda t, r: ["train", *TRANSLATION["pix2pix"], "data.task=grey", "--out", t / "new"]),
+    Case("data/task-unknown", "data.task", lambda t, r: ["train", *TRANSLATION["pix2pix"], "data.task=sketch"]),
+    Case("data/task-with-domains", "does not go with",
+         lambda t, r: ["train", *TRANSLATION["pix2pix"], "data.task=denoise", "data.domains=[0, 1]", "--out", t / "new"]),
+    Case("data/task-on-text", "data.task means nothing",
+         lambda t, r: ["train", *TEXT, f"data.root={_write(t / 'a.txt', b'x' * 500)}", "data.task=denoise"]),
+    # --- translate
+    Case("translate/not-a-translation-model", "does not translate",
+         lambda t, r: ["translate", r("vae"), files(t / "in", GOOD), "-o", t / "out"]),
+    Case("translate/domain-that-does-not-exist", "not a domain",
+         lambda t, r: ["translate", r("cyclegan"), files(t / "in", GOOD), "--to", "c", "-o", t / "out"]),
+    Case("translate/class-that-does-not-exist", "not a domain",
+         lambda t, r: ["translate", r("stargan"), files(t / "in", GOOD), "--to", "Unicorn", "-o", t / "out"]),
+    Case("translate/stargan-without-a-domain", "--to", lambda t, r: ["translate", r("stargan"), files(t / "in", GOOD), "-o", t / "out"]),
+    Case("translate/one-way-model-backwards", "only",
+         lambda t, r: ["translate", r("pix2pix"), files(t / "in", GOOD), "--to", "a", "-o", t / "out"]),
+    Case("translate/missing-input", "does not exist", lambda t, r: ["translate", r("cyclegan"), t / "missing", "-o", t / "out"]),
+    Case("translate/broken-image", "cut.png",
+         lambda t, r: ["translate", r("cyclegan"), files(t / "in", {**GOOD, "cut.png": "truncated-png"}), "-o", _mkdir(t / "out")]),
+    Case("translate/out-is-a-file", "is a file",
+         lambda t, r: ["translate", r("cyclegan"), files(t / "in", GOOD), "-o", _write(t / "out", b"x")]),
+    Case("translate/grid-under-a-file", "is a file",
+         lambda t, r: ["translate", r("cyclegan"), files(t / "in", GOOD), "-o", t / "out", "--grid",
+                       _write(t / "no", b"x") / "g.png"]),
+    Case("translate/two-inputs-one-output-name", "would both be written",
+         lambda t, r: ["translate", r("cyclegan"), files(t / "in", {"x.png": "grey", "x.jpg": "jpeg"}), "-o", t / "out"]),
+    Case("translate/not-a-run", "not a genzoo run folder",
+         lambda t, r: ["translate", files(t / "photos", GOOD), files(t / "in", GOOD), "-o", t / "out"]),
+    Case("eval/paired-metric-on-unpaired-domains", "paired data",
+         lambda t, r: ["eval", r("cyclegan"), "--metrics", "paired", "-n", "8"]),
+    Case("eval/cycle-of-a-one-way-model", "both ways", lambda t, r: ["eval", r("pix2pix"), "--metrics", "cycle", "-n", "8"]),
+    Case("eval/domain-accuracy-of-unnamed-domains", "classes of the fmnist",
+         lambda t, r: ["eval", r("cyclegan"), "--metrics", "domain-accuracy", "-n", "8"]),
     # --- the command line itself
     Case("cli/unknown-command", "trian", lambda t, r: ["trian", "vae"]),
     Case("cli/unknown-option", "--epochs", lambda t, r: ["train", *VAE, "--epochs", "3"]),
@@ -571,7 +624,7 @@ def test_bad_input_ends_in_one_sentence_exit_2_nothing_damaged(case: Case, built
 def test_the_corpus_covers_every_command_and_is_big_enough():
     groups = {c.id.split("/")[0] for c in CASES}
     assert {"config", "yaml", "images", "fmnist", "text", "paired", "target", "data", "train", "resume", "sample", "eval", "report", "demo",
-            "latent", "cli", "stylize", "attack"} <= groups
+            "latent", "cli", "stylize", "attack", "translate"} <= groups
     assert len(CASES) >= 30 and len({c.id for c in CASES}) == len(CASES)
     assert sum(c.process for c in CASES) >= 2
 

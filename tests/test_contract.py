@@ -62,7 +62,10 @@ def check_contract(config, tmp_path):
     losses = {k: v for r in records for k, v in r.items() if "/" in k}
     assert losses and all(torch.isfinite(torch.tensor(v)) for v in losses.values())
     assert any(not torch.equal(initial[k], v) for k, v in trainer.model.state_dict().items()), "training changed nothing"
-    assert json.loads(run.config.read_text()) == config.model_dump(mode="json")
+    saved = json.loads(run.config.read_text())  # the config, with the image size and channels the data decided
+    assert saved == trainer.config.model_dump(mode="json")
+    assert {**saved, "data": {**saved["data"], "image_size": None, "channels": None}} == \
+        {**config.model_dump(mode="json"), "data": {**config.model_dump(mode="json")["data"], "image_size": None, "channels": None}}
 
     # reload: the saved weights give identical outputs, with and without EMA
     batch = build_dataset(config.data).batch(torch.arange(8))

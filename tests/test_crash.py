@@ -21,13 +21,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_MODELS
+from conftest import TINY_DATA, TINY_MODELS
 
 from genzoo.config import load_config
 from genzoo.train.checkpoint import RunFolder
 from genzoo.api import make_trainer
 
 FAMILIES = {"gan": ["train.ema_decay=0.9"], "vae": []}  # a GAN: two optimizers and EMA; a VAE: one optimizer
+# the slow test also kills the translation families: dropout noise (pix2pix), a history pool in buffers and a
+# scheduled rate (cyclegan), random target domains and a gradient penalty (stargan)
+SLOW_FAMILIES = {**FAMILIES, "pix2pix": [], "cyclegan": ["train.ema_decay=0.9"], "stargan": []}
 TRAIN = ["data.name=fake", "data.image_size=16", "data.max_images=64", "train.batch_size=8", "train.log_every=1",
          "train.sample_every=50", "train.checkpoint_every=3", "train.deterministic=true", "train.mixed_precision=no",
          "train.device=cpu", "train.seed=0"]
@@ -36,7 +39,8 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 def overrides(family: str, steps: int) -> list[str]:
     model = [f"model.{key}={json.dumps(value)}" for key, value in TINY_MODELS[family].items()]
-    return [*model, *TRAIN, *FAMILIES[family], f"train.steps={steps}"]
+    data = [f"data.{key}={json.dumps(value)}" for key, value in TINY_DATA.get(family, {}).items()]
+    return [*model, *TRAIN, *data, *SLOW_FAMILIES[family], f"train.steps={steps}"]
 
 
 def straight_run(family: str, steps: int, out: Path) -> RunFolder:
@@ -131,7 +135,7 @@ def assert_equals_a_straight_run(family: str, steps: int, folder: Path) -> None:
     expected_tensors, _ = expected.read_weights(expected.weights)
     got_tensors, metadata = got.read_weights(got.weights)
     assert metadata["step"] == steps and expected_tensors.keys() == got_tensors.keys()
-    assert any(key.startswith("ema.") for key in got_tensors) == ("train.ema_decay=0.9" in FAMILIES[family])
+    assert any(key.startswith("ema.") for key in got_tensors) == ("train.ema_decay=0.9" in SLOW_FAMILIES[family])
     for key in expected_tensors:
         assert torch.equal(expected_tensors[key], got_tensors[key]), key
     state_a, state_b = (torch.load(f.state, weights_only=True) for f in (expected, got))
@@ -156,7 +160,7 @@ def test_killed_and_resumed_runs_equal_a_straight_run(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("family", list(SLOW_FAMILIES))
 def test_twelve_kills(family, tmp_path):
     counts = crash_and_resume(family, 300, 12, seed=100 + len(family), folder=tmp_path)
     print(family, counts)

@@ -141,24 +141,31 @@ class DomainData(ImageData):
         return {"a": a.float() / 127.5 - 1.0, "b": b.float() / 127.5 - 1.0}
 
 
-def split_domains(data: ImageData, domains: tuple[int | str, int | str]) -> DomainData:
-    """The two classes `domains` (label values or class names) of a labelled dataset as two domains."""
+def class_values(data: ImageData, classes: tuple[int | str, ...], key: str) -> list[int]:
+    """The label values of `classes` (class names, case-insensitive, or label values) of a labelled dataset;
+    `key` names the config key in messages."""
     if data.labels is None:
-        raise DataError(f"data.domains needs a labelled dataset (classes or class sub-folders), but {data.source} "
+        raise DataError(f"data.{key} needs a labelled dataset (classes or class sub-folders), but {data.source} "
                         "has no labels; use a labelled dataset or folders A/ and B/ under data.root.")
     names = [str(n).lower() for n in (data.class_names or [])]
     values = []
-    for domain in domains:
-        if isinstance(domain, int) and 0 <= domain < (data.num_classes or 0):
-            values.append(domain)
-        elif str(domain).lower() in names:
-            values.append(names.index(str(domain).lower()))
+    for name in classes:
+        if isinstance(name, int) and 0 <= name < (data.num_classes or 0):
+            values.append(name)
+        elif str(name).lower() in names:
+            values.append(names.index(str(name).lower()))
         else:
             known = ", ".join(data.class_names or []) or f"0..{(data.num_classes or 1) - 1}"
-            raise DataError(f"data.domains entry {domain!r} is not a class of {data.source} (it has: {known}); "
-                            "give two of its class names or indices.")
-    if values[0] == values[1]:
-        raise DataError(f"data.domains names the same class twice ({domains[0]!r}, {domains[1]!r}); give two different classes.")
+            raise DataError(f"data.{key} entry {name!r} is not a class of {data.source} (it has: {known}); "
+                            "give its class names or indices.")
+    if len(set(values)) < len(values):
+        raise DataError(f"data.{key} names the same class twice ({', '.join(map(repr, classes))}); give different classes.")
+    return values
+
+
+def split_domains(data: ImageData, domains: tuple[int | str, int | str]) -> DomainData:
+    """The two classes `domains` (label values or class names) of a labelled dataset as two domains."""
+    values = class_values(data, domains, "domains")
     parts = [data.images[data.labels == value] for value in values]
     label = [data.class_names[v] if data.class_names else str(v) for v in values]
     for part, name in zip(parts, label):
@@ -166,6 +173,24 @@ def split_domains(data: ImageData, domains: tuple[int | str, int | str]) -> Doma
             raise DataError(f"domain {name!r} has no images in {data.source}; choose classes present in the data.")
     source = f"{data.source}, domains {label[0]!r} ({len(parts[0])}) and {label[1]!r} ({len(parts[1])})"
     return DomainData(parts[0], parts[1], (label[0], label[1]), source, data.notes)
+
+
+def keep_classes(data: ImageData, classes: tuple[int | str, ...]) -> ImageData:
+    """Only the images of `classes` (names or label values), relabelled 0..K-1 in the order given (data.classes)."""
+    if len(classes) < 2:
+        raise DataError(f"data.classes keeps {len(classes)} class; give at least two, or leave data.classes unset.")
+    values = class_values(data, classes, "classes")
+    relabel = torch.full((data.num_classes or int(data.labels.max()) + 1,), -1, dtype=torch.long)
+    relabel[torch.tensor(values)] = torch.arange(len(values))
+    new_labels = relabel.to(data.labels.device)[data.labels]  # (N,) -1 for the classes dropped
+    keep = new_labels >= 0
+    names = [data.class_names[v] if data.class_names else str(v) for v in values]
+    counts = torch.bincount(new_labels[keep], minlength=len(values)).tolist()
+    for name, count in zip(names, counts):
+        if count == 0:
+            raise DataError(f"class {name!r} has no images in {data.source}; choose classes present in the data.")
+    source = f"{data.source}, classes {', '.join(f'{n!r} ({c})' for n, c in zip(names, counts))}"
+    return ImageData(data.images[keep], new_labels[keep], len(values), source=source, notes=data.notes, class_names=names)
 
 
 def conform(data: ImageData, config: DataConfig) -> ImageData:

@@ -13,9 +13,10 @@ import torch
 from genzoo.config import DataConfig, build_config
 from genzoo.data import build_dataset
 from genzoo.errors import GenzooError
-from genzoo.metrics.context import EvalContext, Score, model_batches
+from genzoo.metrics.context import EvalContext, Score
 from genzoo.metrics.features import FeatureNetwork, load_features
 from genzoo.metrics.folders import DEFAULT_FOLDER_RESIZE, load_folder
+from genzoo.metrics.translation import image_source
 from genzoo.registry import METRICS
 from genzoo.train.checkpoint import print_note
 
@@ -154,17 +155,22 @@ def evaluate(model_or_run: Any, metrics: Iterable[str] = DEFAULT_METRICS, *, dat
         _check_split(split, data_config, real)
     for note in real.notes:
         print_note(note)
+    reference_data = data_reference(data_config, real)
+    source = image_source(model, real, num_samples, batch_size, seed) if _needs_fake(metrics) else None
+    real = source.real if source else real  # a translating model: the images of the domain it translates into
     num_real = min(num_real or max(num_samples, 10_000), len(real))
+    num_fake = source.count if source else num_samples
     reference = (("--num-real is", num_real, "give --num-real {need} or more") if num_real < len(real) else
                  (f"the reference ({real.source}) has", num_real, "use a reference with more images (--split all, or more data)"))
-    refusal = fid_refusal(network, [reference, ("--num-samples is", num_samples, "give --num-samples {need} or more")])
+    refusal = fid_refusal(network, [reference, ("--num-samples is", num_fake, "give --num-samples {need} or more")])
     metrics, skipped = _refuse_fid(metrics, refusal, skip_refused)
     uses_ema = bool(getattr(model, "uses_ema", False))
-    ctx = EvalContext(network, real, data_reference(data_config, real), num_real,
-                      model_batches(model, num_samples, batch_size, seed) if _needs_fake(metrics) else None,
-                      num_samples, model=model, batch_size=batch_size, seed=seed, device=device,
+    ctx = EvalContext(network, real, {**reference_data, "source": real.source}, num_real,
+                      source.batches if source else None, num_fake, model=model, batch_size=batch_size, seed=seed,
+                      device=device,
                       protocol={"ema": uses_ema, **(averaging if uses_ema else {}), "sampler": sampling_protocol(model),
-                                "run": None if run_path is None else str(run_path.resolve())},
+                                "run": None if run_path is None else str(run_path.resolve()),
+                                **(source.protocol if source else {})},
                       use_cache=use_cache)
     scores = compute(ctx, metrics, skip_refused, skipped)
     if run_path is not None:

@@ -1,6 +1,8 @@
 """Model families. Each module registers one family with `@MODELS.register(name)`."""
 
-from genzoo.models import autoencoder, classifier, ddpm, gan, glo, swap, vae  # noqa: F401  (registers the families)
+from genzoo.models import (  # noqa: F401  (registers the families)
+    autoencoder, classifier, cyclegan, ddpm, gan, glo, pix2pix, stargan, swap, vae,
+)
 from genzoo.models.base import CAPABILITIES, DataInfo, GenerativeModel, Phase, capabilities
 
 __all__ = ["CAPABILITIES", "DataInfo", "GenerativeModel", "Phase", "capabilities"]

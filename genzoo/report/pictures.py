@@ -1,6 +1,8 @@
 """The pictures of a trained model that the report shows beside its sample grids, chosen by what the
 model can do: inputs beside reconstructions, random samples, latent interpolations, per-dimension
-traversals (for models with a N(0, I) prior, e.g. the VAE) and domain swaps. Written as PNGs to
+traversals (for models with a N(0, I) prior, e.g. the VAE), domain swaps and translations (input, output,
+target for paired data; both directions and the cycles back for two unpaired domains; every domain for
+StarGAN). Written as PNGs to
 `RUN/pictures/` from the final (EMA, when present) weights; `genzoo latent ...` makes larger ones."""
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ def write_pictures(run: RunFolder, n: int = 8, seed: int = 0) -> list[tuple[str,
     from genzoo.config import build_config
     from genzoo.data import build_dataset
     from genzoo.latent import interpolation_grid, latent_space, traversal
-    from genzoo.models.base import CanGenerate, CanReconstruct, CanTranslate, swap_rows
+    from genzoo.models.base import CanGenerate, CanReconstruct, CanTranslate
 
     model = load(run.path)
     folder = run.path / "pictures"
@@ -38,8 +40,9 @@ def write_pictures(run: RunFolder, n: int = 8, seed: int = 0) -> list[tuple[str,
     if isinstance(model, (CanReconstruct, CanTranslate)):
         data = build_dataset(build_config(run.read_config()).data)
         batch = data.batch(torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n])
-        if isinstance(model, CanTranslate) and "a" in batch:
-            save("swaps", "swaps: a, a → b, b, b → a", swap_rows(model, batch["a"], batch["b"]), 4)
+        if isinstance(model, CanTranslate) and ("a" in batch or "label" in batch):
+            for name, caption, images, columns in translation_pictures(model, batch):
+                save(name, caption, images, columns)
         elif isinstance(model, CanReconstruct):
             labels = {"labels": batch["label"]} if getattr(model, "conditional", False) else {}
             pairs = torch.stack([batch["image"], model.reconstruct(batch["image"], **labels)], dim=1)  # (n, 2, C, H, W)
@@ -53,3 +56,29 @@ def write_pictures(run: RunFolder, n: int = 8, seed: int = 0) -> list[tuple[str,
         images, rows = traversal(model, dims=min(8, model.config.latent_dim), steps=8, generator=generator)
         save("traversal", f"traversals of the first {rows} latent dimensions, -3 to 3", images, 8)
     return written
+
+
+@torch.no_grad()
+def translation_pictures(model, batch: dict[str, torch.Tensor]) -> list[tuple[str, str, torch.Tensor, int]]:  # noqa: ANN001
+    """(name, caption, images, columns) of a translating model on a batch of its data."""
+    from genzoo.models.base import swap_rows
+
+    if "a" not in batch:  # classes as domains (StarGAN): each input, then translated to every domain
+        x, k = batch["image"], model.num_classes
+        rows = torch.stack([x] + [model.translate(x, to=domain) for domain in range(k)], dim=1)  # (n, 1 + K, C, H, W)
+        names = ", ".join(model.info.class_names or [str(i) for i in range(k)])
+        return [("translations", f"each row: an input, then translated to every domain ({names})", rows.flatten(0, 1), k + 1)]
+    a, b = batch["a"], batch["b"]
+    fake_b = model.translate(a, to="b")
+    pictures = []
+    if model.info.paired:
+        pictures.append(("translations", "input a, output a → b, target b", torch.stack([a, fake_b, b], 1).flatten(0, 1), 3))
+    try:
+        fake_a = model.translate(b, to="a")
+    except GenzooError:  # one direction only (pix2pix)
+        return pictures
+    if not model.info.paired:
+        pictures.append(("swaps", "swaps: a, a → b, b, b → a", swap_rows(model, a, b), 4))
+    cycles = torch.stack([a, fake_b, model.translate(fake_b, to="a"), b, fake_a, model.translate(fake_a, to="b")], 1)
+    pictures.append(("cycles", "cycles: a, a → b, a → b → a, b, b → a, b → a → b", cycles.flatten(0, 1), 6))
+    return pictures
