@@ -105,11 +105,17 @@ def sample(
     sampler: Annotated[Optional[str], typer.Option(help="Diffusion sampler: ddpm or ddim \\[default: the run's].", show_default=False)] = None,
     eta: Annotated[Optional[float], typer.Option(help="DDIM noise: 0 deterministic, 1 like DDPM \\[default: the run's].", show_default=False)] = None,
     guidance: Annotated[Optional[float], typer.Option(help="Classifier-free guidance scale of a conditional diffusion model (1 = conditional).", show_default=False)] = None,
+    prompt: Annotated[Optional[str], typer.Option(help="Text a text model continues (characters of its training text).", show_default=False)] = None,
+    length: Annotated[Optional[int], typer.Option(help="Tokens a text model adds \[default: the run's window length].", show_default=False)] = None,
+    temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature of a text model, above 0 (lower: safer, more repetitive).", show_default=False)] = None,
+    top_k: Annotated[Optional[int], typer.Option("--top-k", help="Sample a text model's next token from its K most likely only.", show_default=False)] = None,
+    beam: Annotated[Optional[int], typer.Option(help="Beam search with this many beams instead of sampling (text; 1 = greedy); -n best.", show_default=False)] = None,
 ) -> None:
-    """Draw new images from a trained model and save them as one grid.
+    """Draw new images from a trained model and save them as one grid (text models: print and save text).
 
     Examples: genzoo sample runs/dcgan -n 64 -o grid.png --truncation 0.7;  genzoo sample runs/cgan --labels 7;
-    genzoo sample runs/ddpm --sampler ddim --steps 50;  genzoo sample runs/ddpm-cfg --guidance 3
+    genzoo sample runs/ddpm --sampler ddim --steps 50;  genzoo sample runs/ddpm-cfg --guidance 3;
+    genzoo sample runs/char-lstm --prompt "ROMEO:" -n 5 --length 400 --temperature 0.8
     """
     import inspect
     import torch
@@ -124,10 +130,11 @@ def sample(
                           f"(it can: {', '.join(capabilities(model))}); train a generative family such as vae or gan.")
     options = {}
     accepted = inspect.signature(model.generate).parameters
-    for name, value in {"truncation": truncation, "steps": steps, "sampler": sampler, "eta": eta, "guidance": guidance}.items():
+    for name, value in {"truncation": truncation, "steps": steps, "sampler": sampler, "eta": eta, "guidance": guidance,
+                        "prompt": prompt, "length": length, "temperature": temperature, "top_k": top_k, "beam": beam}.items():
         if value is not None:
             if name not in accepted:
-                raise GenzooError(f"a {type(model).__name__} model has no {name}; drop --{name}.")
+                raise GenzooError(f"a {type(model).__name__} model has no {name.replace('_', ' ')}; drop --{name.replace('_', '-')}.")
             options[name] = value
     if "progress" in accepted:
         options["progress"] = err.is_terminal
@@ -137,6 +144,12 @@ def sample(
         except ValueError:
             raise GenzooError(f"--labels {labels!r} is not a class index or a comma list of them, e.g. --labels 3.") from None
         options["labels"] = torch.tensor(values * n if len(values) == 1 else values)
+    if model.modality == "text":  # (n, T) tokens: printed and written as text
+        from genzoo.cli_autoregressive import text_output_path, write_text_samples
+
+        output = text_output_path(output)
+        tokens = model.generate(n, generator=torch.Generator().manual_seed(seed), **options)
+        return write_text_samples(model, tokens, output, " (EMA weights)" if getattr(model, "uses_ema", False) else "")
     images = model.generate(n, generator=torch.Generator().manual_seed(seed), **options)  # (n, C, H, W)
     output = output_path(output)
     save_grid(images, output)
@@ -294,6 +307,8 @@ def _first_comment(path: Path) -> str:
 
 from genzoo.cli_latent import latent_app  # noqa: E402
 app.add_typer(latent_app, name="latent")
+from genzoo.cli_autoregressive import complete  # noqa: E402
+app.command()(complete)
 
 
 def main() -> None:

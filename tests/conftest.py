@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,11 +21,19 @@ TINY_MODELS: dict[str, dict[str, Any]] = {
     "classifier": {"width": 4},
     "ddpm": {"width": 8, "channel_multipliers": [1, 2], "blocks_per_level": 1, "attention_resolutions": [8],
              "timesteps": 10, "sampling_steps": 5},
+    "pixelcnn": {"width": 4, "layers": 2, "first_kernel_size": 3},
+    "char-lm": {"width": 8, "layers": 1, "heads": 2},
 }
+
+TINY_TEXT = Path(__file__).parent / "text" / "tiny.txt"  # 2,406 characters of plain English
 
 
 # data settings a family needs beyond the default fake images (two domains for the swap autoencoder)
-TINY_DATA: dict[str, dict[str, Any]] = {"swap": {"domains": [0, 1]}}
+TINY_DATA: dict[str, dict[str, Any]] = {
+    "swap": {"domains": [0, 1]},
+    "pixelcnn": {"image_size": 8},  # sampled pixel by pixel: 64 pixels, not 256
+    "char-lm": {"name": "text", "root": str(TINY_TEXT), "image_size": None, "sequence_length": 16},
+}
 
 
 def tiny_config(family: str, model: dict[str, Any] | None = None, data: dict[str, Any] | None = None,
