@@ -106,7 +106,7 @@ def sample(
     eta: Annotated[Optional[float], typer.Option(help="DDIM noise: 0 deterministic, 1 like DDPM \\[default: the run's].", show_default=False)] = None,
     guidance: Annotated[Optional[float], typer.Option(help="Classifier-free guidance scale of a conditional diffusion model (1 = conditional).", show_default=False)] = None,
     prompt: Annotated[Optional[str], typer.Option(help="Text a text model continues (characters of its training text).", show_default=False)] = None,
-    length: Annotated[Optional[int], typer.Option(help="Tokens a text model adds \[default: the run's window length].", show_default=False)] = None,
+    length: Annotated[Optional[int], typer.Option(help="Tokens a text model adds \\[default: the run's window length].", show_default=False)] = None,
     temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature of a text model, above 0 (lower: safer, more repetitive).", show_default=False)] = None,
     top_k: Annotated[Optional[int], typer.Option("--top-k", help="Sample a text model's next token from its K most likely only.", show_default=False)] = None,
     beam: Annotated[Optional[int], typer.Option(help="Beam search with this many beams instead of sampling (text; 1 = greedy); -n best.", show_default=False)] = None,

@@ -22,10 +22,9 @@ PixelCNN Decoders" (NeurIPS 2016):
 `likelihood: bernoulli` models the binarised image instead (a pixel is 1 when above half intensity,
 the fixed threshold of binarised MNIST; one logit per value), as the papers' MNIST results do.
 
-Sampling (`generate`, `complete`) caches what does not change: the vertical stack is computed once per
-row on the rows its receptive field reaches, and each pixel runs only the horizontal stack on the
-columns its receptive field reaches, not the whole network on the whole image (`pixel_logits`; a test
-checks it against the full forward pass).
+Sampling (`generate`, `complete`) caches what does not change (`RasterCache`, after Ramachandran et al.
+2017): each row runs one row of every vertical block, each value one column of every horizontal block,
+instead of the whole network on the whole image; a test checks its logits against the full forward pass.
 """
 
 from __future__ import annotations
@@ -130,21 +129,29 @@ class GatedBlock(nn.Module):
         self.embed_vertical = nn.Embedding(num_classes, 2 * width) if num_classes else None  # V_f, V_g of Eq. 4
         self.embed_horizontal = nn.Embedding(num_classes, 2 * width) if num_classes else None
 
+    def vertical_pre(self, rows: Tensor, labels: Tensor | None) -> Tensor:
+        """The vertical pre-activation [f, g] (B, 2p, n, W) of n rows, from those rows with the r = k//2 rows above
+        them on top (B, C_in, r + n, W)."""
+        pre = self.vertical(F.pad(rows, (self.reach, self.reach, 0, 0)))  # rows i - r .. i, columns j - r .. j + r
+        return pre if self.embed_vertical is None else pre + self.embed_vertical(labels)[:, :, None, None]
+
+    def horizontal_out(self, columns: Tensor, link: Tensor, labels: Tensor | None) -> Tensor:
+        """The horizontal stack's output (B, p, n, m) at m columns, from those columns with the r columns left of
+        them (B, C_in, n, r + m) and the vertical stack's link there (B, 2p, n, m)."""
+        pre = self.horizontal(columns) + link  # columns j - r .. j
+        if self.embed_horizontal is not None:
+            pre = pre + self.embed_horizontal(labels)[:, :, None, None]
+        out = self.out(gate(pre))  # (B, p, n, m)
+        return out if self.first else columns[..., self.reach :] + out  # residual (Fig. 2), not around the first block
+
     def vertical_step(self, v: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor]:
         """The vertical stack's output (B, p, H, W) and what it adds to the horizontal stack (B, 2p, H, W)."""
-        r = self.reach
-        pre = self.vertical(F.pad(v, (r, r, r, 0)))  # (B, 2p, H, W): rows i - r .. i
-        if self.embed_vertical is not None:
-            pre = pre + self.embed_vertical(labels)[:, :, None, None]
+        pre = self.vertical_pre(F.pad(v, (0, 0, self.reach, 0)), labels)  # (B, 2p, H, W)
         return gate(pre), self.link(down_shift(pre))  # row i of the link sees rows < i only
 
     def horizontal_step(self, h: Tensor, link: Tensor, labels: Tensor | None) -> Tensor:
         """The horizontal stack's output (B, p, H, W) from its input and the vertical stack's link."""
-        pre = self.horizontal(F.pad(h, (self.reach, 0, 0, 0))) + link  # (B, 2p, H, W): columns j - r .. j
-        if self.embed_horizontal is not None:
-            pre = pre + self.embed_horizontal(labels)[:, :, None, None]
-        out = self.out(gate(pre))  # (B, p, H, W)
-        return out if self.first else h + out  # residual (Fig. 2), not around the first block
+        return self.horizontal_out(F.pad(h, (self.reach, 0, 0, 0)), link, labels)
 
 
 class GatedPixelCNN(nn.Module):
@@ -163,11 +170,6 @@ class GatedPixelCNN(nn.Module):
             nn.ReLU(), CentreMaskedConv(width, width, (1, 1), channel_mask(groups, groups, include_self=True)),
             nn.ReLU(), CentreMaskedConv(width, channels * levels, (1, 1), channel_mask(groups_logits, groups, include_self=True)))
 
-    @property
-    def reach(self) -> int:
-        """Rows above (and columns to the left) that the last block's output at a pixel depends on."""
-        return sum(block.reach for block in self.blocks)
-
     def vertical_stack(self, x: Tensor, labels: Tensor | None = None) -> list[Tensor]:
         """What the vertical stack adds to each horizontal block: (B, 2p, H, W) each, row i from rows < i."""
         links, v = [], x
@@ -177,15 +179,64 @@ class GatedPixelCNN(nn.Module):
         return links
 
     def horizontal_stack(self, x: Tensor, links: list[Tensor], labels: Tensor | None = None) -> Tensor:
-        """Logits (B, C, K, H', W') of the rows (or part of a row) x holds, given the vertical stack's links."""
+        """The last block's output (B, p, H', W') for the rows (or part of a row) x holds, given the vertical
+        stack's links; feature f belongs to colour channel `channel_groups(p, C)[f]`."""
         h = x
         for block, link in zip(self.blocks, links):
             h = block.horizontal_step(h, link, labels)
-        logits = self.head(h)  # (B, C K, H', W')
-        return logits.unflatten(1, (self.channels, self.levels))
+        return h
+
+    def logits(self, features: Tensor) -> Tensor:
+        """Logits (B, C, K, H, W) from the horizontal stack's output (B, p, H, W)."""
+        return self.head(features).unflatten(1, (self.channels, self.levels))
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
-        return self.horizontal_stack(x, self.vertical_stack(x, labels), labels)  # (B, C, K, H, W)
+        return self.logits(self.horizontal_stack(x, self.vertical_stack(x, labels), labels))  # (B, C, K, H, W)
+
+
+class RasterCache:
+    """Sampling in raster order without recomputing what is known (Ramachandran et al., "Fast Generation for
+    Convolutional Autoregressive Models", 2017): every block's vertical output is kept for the rows done and
+    its horizontal output for the columns done in the current row, so a new row costs one row of each
+    vertical block and a new value one column of each horizontal block, not the network on the image.
+    The buffers hold zeros above and to the left of the image, where the convolutions' padding is."""
+
+    def __init__(self, network: GatedPixelCNN, x: Tensor, labels: Tensor | None) -> None:
+        self.network, self.labels = network, labels
+        self.pad = max(block.reach for block in network.blocks)  # P rows on top, P columns on the left
+        batch, _, height, width = x.shape
+        p = network.blocks[-1].out.out_channels
+        self.canvas = F.pad(x, (self.pad, 0, self.pad, 0))  # (B, C, P + H, P + W): the image as sampled so far
+        self.vertical = [x.new_zeros(batch, p, self.pad + height, width) for _ in network.blocks]  # gated outputs
+        self.horizontal = [x.new_zeros(batch, p, 1, self.pad + width) for _ in network.blocks]  # the current row's
+        self.links: list[Tensor] = []
+
+    def begin_row(self, row: int) -> None:
+        """The vertical stack's row `row - 1` (all of whose inputs are final now) and its links into `row`."""
+        P, links = self.pad, []
+        for i, block in enumerate(self.network.blocks):
+            if row == 0:  # above the image: the zero row of down_shift
+                pre = self.canvas.new_zeros(len(self.canvas), block.vertical.out_channels, 1, self.vertical[i].shape[-1])
+            else:
+                below = self.canvas[..., P:] if i == 0 else self.vertical[i - 1]  # (B, C_in, P + H, W)
+                pre = block.vertical_pre(below[:, :, P + row - 1 - block.reach : P + row], self.labels)  # (B, 2p, 1, W)
+                self.vertical[i][:, :, P + row - 1] = gate(pre)[:, :, 0]
+            links.append(block.link(pre))  # (B, 2p, 1, W)
+        self.links = links
+
+    def logits(self, row: int, column: int) -> Tensor:
+        """Logits (B, C, K) at (row, column): one column of each horizontal block."""
+        P = self.pad
+        for i, block in enumerate(self.network.blocks):
+            left = self.canvas[:, :, P + row : P + row + 1] if i == 0 else self.horizontal[i - 1]  # (B, C_in, 1, P + W)
+            out = block.horizontal_out(left[..., P + column - block.reach : P + column + 1],
+                                       self.links[i][..., column : column + 1], self.labels)  # (B, p, 1, 1)
+            self.horizontal[i][..., P + column] = out[..., 0]
+        return self.network.logits(out)[..., 0, 0].float()  # (B, C, K)
+
+    def write(self, row: int, column: int, channel: int, value: Tensor) -> None:
+        """A sampled (or given) value, as the image the network reads, (B,)."""
+        self.canvas[:, channel, self.pad + row, self.pad + column] = value
 
 
 # ----------------------------------------------------------------------------- model
@@ -250,19 +301,6 @@ class PixelCNN(GenerativeModel):
 
     # ------------------------------------------------------------------------- sampling
 
-    def row_links(self, x: Tensor, row: int, labels: Tensor | None) -> list[Tensor]:
-        """The vertical stack's links at `row` (B, 2p, 1, W) each, computed on the rows they depend on only:
-        row - 1 - reach .. row (the top of that crop is padded like the image's own top only when it is it)."""
-        top = max(0, row - 1 - self.network.reach)
-        return [link[:, :, -1:] for link in self.network.vertical_stack(x[:, :, top : row + 1], labels)]
-
-    def pixel_logits(self, x: Tensor, row: int, column: int, links: list[Tensor], labels: Tensor | None) -> Tensor:
-        """Logits (B, C, K) at (row, column) from the horizontal stack on the columns they depend on only."""
-        left = max(0, column - self.network.reach)
-        crop = x[:, :, row : row + 1, left : column + 1]  # (B, C, 1, w)
-        logits = self.network.horizontal_stack(crop, [link[..., left : column + 1] for link in links], labels)
-        return logits[..., 0, -1].float()  # (B, C, K)
-
     def _sample_value(self, logits: Tensor, generator: torch.Generator | None) -> Tensor:
         """A value (B,) drawn from the logits (B, K) of one channel."""
         if self.binary:
@@ -272,27 +310,23 @@ class PixelCNN(GenerativeModel):
 
     def _fill(self, values: Tensor, known: Tensor, labels: Tensor | None, generator: torch.Generator | None) -> Tensor:
         """Sample every value where `known` is false, in raster and channel order, each given the values
-        before it (given or sampled). values, known: (B, C, H, W). Rows wholly known are skipped."""
+        before it (given or sampled). values, known: (B, C, H, W). Rows before the first unknown are not sampled."""
         unknown_rows = (~known).any(dim=(0, 1, 3)).nonzero().flatten().tolist()
-        x = self.to_image(values)  # (B, C, H, W)
-        with sequential_cpu(self.device):  # thousands of tiny steps: one thread is fastest (genzoo.nn.decoding)
-            for row in range(unknown_rows[0], self.size) if unknown_rows else ():
-                self._fill_row(values, known, x, row, labels, generator)
+        if not unknown_rows:
+            return values
+        with sequential_cpu(self.device):  # thousands of small steps: one thread is fastest (genzoo.nn.decoding)
+            cache = RasterCache(self.network, self.to_image(values), labels)
+            for row in range(self.size):
+                cache.begin_row(row)  # (every row: the vertical stack of the rows above is needed below them)
+                for column in range(self.size) if row >= unknown_rows[0] else ():
+                    for channel in range(self.channels):
+                        keep = known[:, channel, row, column]  # (B,)
+                        if keep.all():
+                            continue
+                        drawn = self._sample_value(cache.logits(row, column)[:, channel], generator)  # (B,)
+                        values[:, channel, row, column] = torch.where(keep, values[:, channel, row, column], drawn)
+                        cache.write(row, column, channel, self.to_image(values[:, channel, row, column]))
         return values
-
-    def _fill_row(self, values: Tensor, known: Tensor, x: Tensor, row: int, labels: Tensor | None,
-                  generator: torch.Generator | None) -> None:
-        """Sample the unknown values of one row in place (values, and x: the same as images)."""
-        links = self.row_links(x, row, labels)  # once per row
-        for column in range(self.size):
-            for channel in range(self.channels):
-                keep = known[:, channel, row, column]  # (B,)
-                if keep.all():
-                    continue
-                logits = self.pixel_logits(x, row, column, links, labels)[:, channel]  # (B, K)
-                drawn = torch.where(keep, values[:, channel, row, column], self._sample_value(logits, generator))
-                values[:, channel, row, column] = drawn
-                x[:, channel, row, column] = self.to_image(drawn)
 
     @torch.no_grad()
     def generate(self, n: int, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
