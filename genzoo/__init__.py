@@ -20,14 +20,17 @@ from genzoo.errors import GenzooError
 __version__ = "0.1.0"
 
 _LAZY = {
-    "train": "genzoo.api", "load": "genzoo.loading", "list_datasets": "genzoo.api", "list_families": "genzoo.api",
+    "load": "genzoo.loading", "list_datasets": "genzoo.api", "list_families": "genzoo.api",
     "list_presets": "genzoo.config", "list_procedures": "genzoo.api", "run_procedure": "genzoo.api",
     "evaluate": "genzoo.metrics", "evaluate_folders": "genzoo.metrics",
+    "attack": "genzoo.procedures.attack", "stylize": "genzoo.procedures.stylize",
 }
-__all__ = ["GenzooError", "__version__", *sorted(_LAZY)]
+__all__ = ["GenzooError", "__version__", "train", *sorted(_LAZY)]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "train":  # the package genzoo.train, which calls genzoo.api.train (see genzoo/train/__init__.py)
+        return importlib.import_module("genzoo.train")
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'genzoo' has no attribute {name!r}")

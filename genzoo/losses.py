@@ -200,3 +200,38 @@ class ImageLoss:
         """(total (B,), {name: (B,)}) for reconstructions x_hat of x, both (B, C, H, W)."""
         parts = {name: term(x_hat, x) for name, term in self.terms.items()}
         return sum(self.weights[name] * value for name, value in parts.items()), parts
+
+
+# ----------------------------------------------------------------------------- style transfer
+# Gatys, Ecker & Bethge, "Image Style Transfer Using Convolutional Neural Networks" (CVPR 2016), Sec. 2.
+# A layer l with N_l channels and M_l = H_l * W_l positions gives features F^l (N_l x M_l).
+
+def gram_matrix(features: Tensor) -> Tensor:
+    """G^l / M_l with G^l_ij = sum_k F^l_ik F^l_jk (Gatys et al., Eq. 3), i.e. divided by the number of
+    positions so that images of other sizes compare. features (B, N, H, W) -> (B, N, N)."""
+    flat = features.flatten(2)  # (B, N, M)
+    return flat @ flat.transpose(1, 2) / flat.shape[-1]  # (B, N, N)
+
+
+def content_loss(features: Tensor, target: Tensor) -> Tensor:
+    """Gatys et al., Eq. 1: L_content = 1/2 sum_ij (F^l_ij - P^l_ij)^2, summed over the batch. Both (B, N, H, W)."""
+    return 0.5 * (features - target).pow(2).sum()
+
+
+def style_layer_loss(features: Tensor, target_gram: Tensor) -> Tensor:
+    """Gatys et al., Eq. 4: E_l = 1/(4 N_l^2 M_l^2) sum_ij (G^l_ij - A^l_ij)^2 with unnormalised Grams; with
+    both divided by M_l (`gram_matrix`) it is 1/4 of the mean over the N_l^2 entries. features (B, N, H, W),
+    target_gram (B or 1, N, N) -> scalar (summed over the batch)."""
+    return 0.25 * (gram_matrix(features) - target_gram).pow(2).mean(dim=(1, 2)).sum()
+
+
+def style_loss(features: list[Tensor], target_grams: list[Tensor], weights: list[float]) -> Tensor:
+    """Gatys et al., Eq. 5: L_style = sum_l w_l E_l, the layer weights w_l summing to 1."""
+    return sum(w * style_layer_loss(f, g) for f, g, w in zip(features, target_grams, weights))
+
+
+def total_variation(x: Tensor) -> Tensor:
+    """Squared total variation (Mahendran & Vedaldi 2015, Eq. 2 with beta = 2; the smoothness term of
+    Johnson et al. 2016): sum of squared differences between vertical and horizontal neighbours,
+    summed over the batch. x (B, C, H, W) -> scalar."""
+    return (x[..., 1:, :] - x[..., :-1, :]).pow(2).sum() + (x[..., :, 1:] - x[..., :, :-1]).pow(2).sum()

@@ -42,6 +42,7 @@ FMNIST = [*VAE, "data.name=fashion-mnist"]
 INCEPTION = ["--extractor", "inception", "--inception-weights"]
 FOLDER = ["vae", "model.latent_dim=4", "model.width=4", "data.name=image-folder", "data.image_size=16",
           "train.steps=1", "train.batch_size=2", "--no-progress"]
+STYLIZE = lambda t: ["-o", t / "out.png", "--run-dir", t / "run", "--size", "16", "--steps", "1", "--no-progress"]  # noqa: E731
 TEXT = ["vae", "model.latent_dim=4", "model.width=4", "data.name=text", "data.sequence_length=8", "train.steps=1",
         "train.batch_size=2", "--no-progress"]
 PAIRED = ["vae", "model.latent_dim=4", "model.width=4", "data.name=paired-folder", "data.image_size=16", "train.steps=1",
@@ -462,6 +463,49 @@ CASES = [
          lambda t, r: ["train", "char-transformer", "data.name=text", f"data.root={_write(t / 'a.txt', b'x' * 500)}",
                        "model.width=10", "model.heads=4", "--out", t / "new"]),
     Case("config/even-kernel", "model.kernel_size", lambda t, r: ["train", "pixelcnn", *FAKE, "model.kernel_size=4"]),
+    # --- stylize (style transfer)
+    Case("stylize/missing-style-image", "does not exist",
+         lambda t, r: ["stylize", "skimage:chelsea", t / "starry.jpg", *STYLIZE(t)]),
+    Case("stylize/style-not-an-image", "notes.png",
+         lambda t, r: ["stylize", "skimage:chelsea", files(t, {"notes.png": "text"}) / "notes.png", *STYLIZE(t)]),
+    Case("stylize/truncated-content", "cut.png",
+         lambda t, r: ["stylize", files(t, {"cut.png": "truncated-png"}) / "cut.png", "skimage:gravel", *STYLIZE(t)]),
+    Case("stylize/content-is-a-folder", "is a folder",
+         lambda t, r: ["stylize", _mkdir(t / "photos"), "skimage:gravel", *STYLIZE(t)]),
+    Case("stylize/unknown-bundled-photo", "unicorn", lambda t, r: ["stylize", "skimage:unicorn", "skimage:gravel", *STYLIZE(t)]),
+    Case("stylize/no-style", "style image", lambda t, r: ["stylize", "skimage:chelsea", *STYLIZE(t)]),
+    Case("stylize/vgg-weights-missing", "does not exist",
+         lambda t, r: ["stylize", "skimage:chelsea", "skimage:gravel", "--network", "vgg19", "--weights", t / "vgg19.pth", *STYLIZE(t)]),
+    Case("stylize/vgg-weights-junk", "not a weights file",
+         lambda t, r: ["stylize", "skimage:chelsea", "skimage:gravel", "--network", "vgg19",
+                       "--weights", _write(t / "vgg19.pth", b"<html>404</html>"), *STYLIZE(t)]),
+    Case("stylize/vgg-weights-of-another-architecture", "does not hold VGG-19 weights",
+         lambda t, r: ["stylize", "skimage:chelsea", "skimage:gravel", "--network", "vgg19",
+                       "--weights", _tensors(t / "vgg16.safetensors", {"features.0.weight": (8, 3, 3, 3)}), *STYLIZE(t)]),
+    Case("stylize/weights-for-the-random-network", "no weights",
+         lambda t, r: ["stylize", "skimage:chelsea", "skimage:gravel", "--weights", _write(t / "w.pth", b"x"), *STYLIZE(t)]),
+    Case("stylize/unknown-layer", "no layer",
+         lambda t, r: ["run", "stylize", "style=skimage:gravel", "style_layers=[relu1_1]", "--out", t / "run"]),
+    Case("stylize/output-in-missing-folder", "cannot write",
+         lambda t, r: ["stylize", "skimage:chelsea", "skimage:gravel", "-o", t / "no" / "out.png", "--run-dir", t / "run"]),
+    Case("stylize/steps-zero", "steps", lambda t, r: ["stylize", "skimage:chelsea", "skimage:gravel", *STYLIZE(t), "--steps", "0"]),
+    Case("stylize/blend-count-differs", "style_blend",
+         lambda t, r: ["run", "stylize", "style=[skimage:brick, skimage:gravel]", "style_blend=[1]", "--out", t / "run"]),
+    Case("stylize/unknown-optimizer", "optimizer",
+         lambda t, r: ["stylize", "skimage:chelsea", "skimage:gravel", "--optimizer", "sgd", *STYLIZE(t)]),
+    # --- attack (adversarial examples)
+    Case("attack/eps-negative", "eps", lambda t, r: ["attack", "fmnist", "--eps", "-0.1", "--out", t / "run"]),
+    Case("attack/eps-zero", "eps", lambda t, r: ["attack", "fmnist", "--eps", "0", "--out", t / "run"]),
+    Case("attack/no-classifier-run", "not a genzoo run folder", lambda t, r: ["attack", t / "runs" / "classifier"]),
+    Case("attack/run-that-cannot-classify", "does not classify", lambda t, r: ["attack", r("vae"), "--out", t / "run"]),
+    Case("attack/unknown-method", "method", lambda t, r: ["attack", "fmnist", "--method", "deepfool", "--out", t / "run"]),
+    Case("attack/unknown-norm", "norm", lambda t, r: ["attack", "fmnist", "--norm", "l1", "--out", t / "run"]),
+    Case("attack/unknown-target-class", "Unicorn",
+         lambda t, r: ["attack", "fmnist", "--targeted", "Unicorn", "-n", "8", "--out", t / "run"]),
+    Case("attack/curve-not-numbers", "--curve", lambda t, r: ["attack", "fmnist", "--curve", "0,small", "--out", t / "run"]),
+    Case("attack/out-holds-a-run", "already holds a run", lambda t, r: ["attack", "fmnist", "--out", r("vae")]),
+    Case("eval/accuracy-of-a-generator", "classifies", lambda t, r: ["eval", r("vae"), "--metrics", "accuracy", "-n", "8"]),
+    Case("run/unknown-procedure", "unknown procedure", lambda t, r: ["run", "deepdream", "--out", t / "run"]),
     # --- the command line itself
     Case("cli/unknown-command", "trian", lambda t, r: ["trian", "vae"]),
     Case("cli/unknown-option", "--epochs", lambda t, r: ["train", *VAE, "--epochs", "3"]),
@@ -483,6 +527,13 @@ class _RunsCode:
 def _write(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
+    return path
+
+
+def _tensors(path: Path, shapes: dict[str, tuple[int, ...]]) -> Path:
+    from safetensors.numpy import save_file
+
+    save_file({name: np.zeros(shape, dtype=np.float32) for name, shape in shapes.items()}, str(path))
     return path
 
 
@@ -554,7 +605,7 @@ def test_bad_input_ends_in_one_sentence_exit_2_nothing_damaged(case: Case, built
 def test_the_corpus_covers_every_command_and_is_big_enough():
     groups = {c.id.split("/")[0] for c in CASES}
     assert {"config", "yaml", "images", "fmnist", "text", "paired", "target", "data", "train", "resume", "sample", "eval", "report", "demo",
-            "latent", "complete", "cli"} <= groups
+            "latent", "complete", "cli", "stylize", "attack"} <= groups
     assert len(CASES) >= 30 and len({c.id for c in CASES}) == len(CASES)
     assert sum(c.process for c in CASES) >= 2
 

@@ -288,3 +288,12 @@ def test_the_feature_network_script_runs_as_documented(tmp_path):
     from genzoo.metrics.features import load_features
 
     assert load_features("fmnist", str(tmp_path / "net.safetensors")).feature_dim == 128
+
+
+def test_genzoo_train_is_the_api_function_even_after_the_train_package_was_imported(tmp_path):
+    import genzoo.train.trainer  # noqa: F401  (binds genzoo.train to the package)
+
+    run = gz.train("vae", tmp_path / "run", steps=1, progress=False, overrides={
+        "data.name": "fake", "data.image_size": 16, "data.max_images": 64, "train.batch_size": 8,
+        "model.latent_dim": 4, "model.width": 4})
+    assert run.weights.is_file()

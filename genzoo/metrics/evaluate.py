@@ -136,7 +136,7 @@ def evaluate_data(real: ImageData, fake: ImageData, metrics: Iterable[str], *, r
 
 
 def _needs_fake(metrics: list[str]) -> bool:
-    return any(name != "recon" for name in metrics)
+    return any(name != "recon" and getattr(METRICS.get(name), "uses_fake", True) for name in metrics)
 
 
 def _append_metrics(run: Path, scores: list[Score]) -> None:

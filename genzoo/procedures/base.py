@@ -57,6 +57,32 @@ class ProcedureContext:
         return path
 
 
+    def figure(self, name: str, figure, caption: str) -> Path:  # noqa: ANN001  (a matplotlib Figure)
+        """Save a matplotlib figure as `pictures/<name>.png` for the report, and close it."""
+        import matplotlib.pyplot as plt
+
+        from genzoo.io import atomic_write
+
+        path = self.folder.path / "pictures" / f"{name}.png"
+        path.parent.mkdir(exist_ok=True)
+        atomic_write(path, lambda tmp: figure.savefig(tmp, dpi=110, format="png", bbox_inches="tight"))
+        plt.close(figure)
+        self.pictures = [p for p in self.pictures if p["file"] != path.name] + [{"file": path.name, "caption": caption}]
+        atomic_write_text(path.parent / "index.json", json.dumps(self.pictures, indent=2) + "\n")
+        return path
+
+
+def free_folder(base: str | Path) -> Path:
+    """`base` if it does not exist yet, else the first of base-2, base-3, ... that does not (default run folders)."""
+    base = Path(base)
+    if not base.exists():
+        return base
+    number = 2
+    while base.with_name(f"{base.name}-{number}").exists():
+        number += 1
+    return base.with_name(f"{base.name}-{number}")
+
+
 class Procedure:
     Config: ClassVar[type[ProcedureConfig]]
 
