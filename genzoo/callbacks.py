@@ -60,6 +60,10 @@ class Evaluation(Callback):
         self.metrics = list(train.eval_metrics)
         for name in self.metrics:
             METRICS.get(name)
+        from genzoo.metrics.evaluate import check_modality
+        from genzoo.registry import MODELS
+
+        check_modality(MODELS.get(config.family).modality, self.metrics, f"a {config.family} model")
         self.network = load_features(train.eval_extractor) if self.every else None
         self.reference = None  # real features, extracted once
 
@@ -81,7 +85,7 @@ class Evaluation(Callback):
                               use_cache=False)
         scores = compute(context, self.metrics)
         model.train()
-        self.reference = context.real
+        self.reference = context.__dict__.get("real", self.reference)  # real features, if a metric extracted them
         record = {"step": trainer.step, "time": time.time(), "scores": [s.as_dict() for s in scores]}
         with open(trainer.run.path / "metrics.jsonl", "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")

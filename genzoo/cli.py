@@ -126,12 +126,20 @@ def sample(
     sampler: Annotated[Optional[str], typer.Option(help="Diffusion sampler: ddpm or ddim \\[default: the run's].", show_default=False)] = None,
     eta: Annotated[Optional[float], typer.Option(help="DDIM noise: 0 deterministic, 1 like DDPM \\[default: the run's].", show_default=False)] = None,
     guidance: Annotated[Optional[float], typer.Option(help="Classifier-free guidance scale of a conditional diffusion model (1 = conditional).", show_default=False)] = None,
+    prompt: Annotated[Optional[str], typer.Option(help="Text a text model continues (characters of its training text).", show_default=False)] = None,
+    length: Annotated[Optional[int], typer.Option(help="Tokens a text model adds \\[default: the run's window length].", show_default=False)] = None,
+    temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature of a text model, above 0 (lower: safer, more repetitive).", show_default=False)] = None,
+    top_k: Annotated[Optional[int], typer.Option("--top-k", help="Sample a text model's next token from its K most likely only.", show_default=False)] = None,
+    beam: Annotated[Optional[int], typer.Option(help="Beam search with this many beams instead of sampling (text; 1 = greedy); -n best.", show_default=False)] = None,
 ) -> None:
-    """Draw new images from a trained model and save them as one grid, or as one PNG each in a folder.
+    """Draw new images from a trained model and save them as one grid, or as one PNG each in a folder (text
+    models: print and save text).
 
     Examples: genzoo sample runs/dcgan -n 64 -o grid.png --truncation 0.7;  genzoo sample runs/cgan --labels Sneaker
 
     genzoo sample runs/ddpm --sampler ddim --steps 50;  genzoo sample runs/dcgan -n 2000 -o samples/  (one PNG each)
+
+    genzoo sample runs/char-lstm --prompt "ROMEO:" -n 5 --length 400 --temperature 0.8
     """
     import torch
 
@@ -147,11 +155,18 @@ def sample(
     if not isinstance(model, CanGenerate):
         raise GenzooError(f"{run} is a {type(model).__name__} run, which cannot generate new images "
                           f"(it can: {', '.join(capabilities(model))}); train a generative family such as vae or gan.")
-    options = sampling_options(model, truncation=truncation, steps=steps, sampler=sampler, eta=eta, guidance=guidance)
+    options = sampling_options(model, truncation=truncation, steps=steps, sampler=sampler, eta=eta, guidance=guidance,
+                               prompt=prompt, length=length, temperature=temperature, top_k=top_k, beam=beam)
     if "progress" in _parameters(model.generate):
         options["progress"] = err.is_terminal
     if labels is not None:
         options["labels"] = torch.tensor(parse_labels(labels, n, model, _class_names(run)))
+    if model.modality == "text":  # (n, T) tokens: printed and written as text
+        from genzoo.cli_autoregressive import text_output_path, write_text_samples
+
+        tokens = model.generate(n, generator=torch.Generator().manual_seed(seed), **options)
+        return write_text_samples(model, tokens, text_output_path(Path(output)),
+                                  " (EMA weights)" if getattr(model, "uses_ema", False) else "")
     images = model.generate(n, generator=torch.Generator().manual_seed(seed), **options)  # (n, C, H, W)
     if one_per_sample:
         save_images(images, target)
@@ -445,6 +460,8 @@ from genzoo.cli_latent import latent_app  # noqa: E402
 app.add_typer(latent_app, name="latent")
 from genzoo.cli_translate import translate_command  # noqa: E402
 app.command("translate")(translate_command)
+from genzoo.cli_autoregressive import complete  # noqa: E402
+app.command()(complete)
 
 
 def main() -> None:

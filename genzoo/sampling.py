@@ -18,7 +18,8 @@ def sampling_options(model: Any, **values: Any) -> dict[str, Any]:
         if value is None:
             continue
         if name not in accepted:
-            raise GenzooError(f"a {type(model).__name__} model has no {name}; drop --{name}.")
+            raise GenzooError(f"a {type(model).__name__} model has no {name.replace('_', ' ')}; "
+                              f"drop --{name.replace('_', '-')}.")
         options[name] = value
     return options
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,12 +24,21 @@ TINY_MODELS: dict[str, dict[str, Any]] = {
     "pix2pix": {"width": 4, "discriminator_width": 4},
     "cyclegan": {"width": 4, "discriminator_width": 4, "blocks": 1},
     "stargan": {"width": 4, "discriminator_width": 4, "blocks": 1, "discriminator_steps": 2},
+    "pixelcnn": {"width": 4, "layers": 2, "first_kernel_size": 3},
+    "char-lm": {"width": 8, "layers": 1, "heads": 2},
 }
 
+TINY_TEXT = Path(__file__).parent / "text" / "tiny.txt"  # 2,406 characters of plain English
 
-# data settings a family needs beyond the default fake images (two domains; pairs of noisy and clean blobs)
-TINY_DATA: dict[str, dict[str, Any]] = {"swap": {"domains": [0, 1]}, "cyclegan": {"domains": [0, 1]},
-                                        "pix2pix": {"task": "denoise"}}
+
+# data settings a family needs beyond the default fake images (two domains; pairs of noisy and clean blobs; text)
+TINY_DATA: dict[str, dict[str, Any]] = {
+    "swap": {"domains": [0, 1]},
+    "cyclegan": {"domains": [0, 1]},
+    "pix2pix": {"task": "denoise"},
+    "pixelcnn": {"image_size": 8},  # sampled pixel by pixel: 64 pixels, not 256
+    "char-lm": {"name": "text", "root": str(TINY_TEXT), "image_size": None, "sequence_length": 16},
+}
 
 
 def tiny_config(family: str, model: dict[str, Any] | None = None, data: dict[str, Any] | None = None,

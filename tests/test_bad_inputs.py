@@ -145,8 +145,9 @@ def fmnist_root(tmp: Path, images: bytes, labels: bytes, gz: bool = False) -> Pa
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> dict[str, Path]:
-    """Tiny finished runs (2 steps on fake data): vae, a wider vae (other shapes), gan, cgan, autoencoder, and the
-    translation families (cyclegan on two blob classes, pix2pix on noisy -> clean blobs, stargan)."""
+    """Tiny finished runs (2 steps on fake data): vae, a wider vae (other shapes), gan, cgan, autoencoder, the
+    translation families (cyclegan on two blob classes, pix2pix on noisy -> clean blobs, stargan), pixelcnn (8 x 8
+    fake images), char-lm (a tiny text file)."""
     from genzoo.api import train
 
     root = tmp_path_factory.mktemp("built-runs")
@@ -159,6 +160,8 @@ def built(tmp_path_factory) -> dict[str, Path]:
         "cyclegan": tiny_config("cyclegan"),
         "pix2pix": tiny_config("pix2pix"),
         "stargan": tiny_config("stargan"),
+        "pixelcnn": tiny_config("pixelcnn", sample_every=100),  # 8 x 8 images
+        "char-lm": tiny_config("char-lm", sample_every=100),  # tests/text/tiny.txt
     }
     for name, config in sources.items():
         train(config, root / name, progress=False)
@@ -435,6 +438,37 @@ CASES = [
          lambda t, r: ["train", "cvae", *FOLDER[1:],
                        f"data.root={files(t / 'flat', {f'{i}.png': 'grey' for i in range(16)})}", "--out", t / "new"]),
     Case("sample/guidance-on-an-unconditional-model", "--guidance", lambda t, r: ["sample", r("gan"), "--guidance", "3"]),
+    # --- autoregressive models: text sampling, completion
+    Case("sample/prompt-outside-the-vocabulary", "not in the model's vocabulary",
+         lambda t, r: ["sample", r("char-lm"), "--prompt", "Zebra \u00e9t\u00e9 \u20ac5", "-o", t / "s.txt"]),
+    Case("sample/temperature-zero", "above 0", lambda t, r: ["sample", r("char-lm"), "--temperature", "0", "-o", t / "s.txt"]),
+    Case("sample/temperature-negative", "above 0",
+         lambda t, r: ["sample", r("char-lm"), "--temperature", "-0.5", "-o", t / "s.txt"]),
+    Case("sample/top-k-zero", "top-k", lambda t, r: ["sample", r("char-lm"), "--top-k", "0", "-o", t / "s.txt"]),
+    Case("sample/fewer-beams-than-samples", "beams",
+         lambda t, r: ["sample", r("char-lm"), "-n", "5", "--beam", "2", "-o", t / "s.txt"]),
+    Case("sample/temperature-on-an-image-model", "--temperature", lambda t, r: ["sample", r("vae"), "--temperature", "0.8"]),
+    Case("sample/prompt-on-an-image-model", "--prompt", lambda t, r: ["sample", r("pixelcnn"), "--prompt", "the"]),
+    Case("sample/text-output-is-a-folder", "a folder", lambda t, r: ["sample", r("char-lm"), "-o", _mkdir(t / "out.txt")]),
+    Case("complete/rows-beyond-the-image", "--rows 8", lambda t, r: ["complete", r("pixelcnn"), "--rows", "8"]),
+    Case("complete/rows-negative", "--rows -1", lambda t, r: ["complete", r("pixelcnn"), "--rows", "-1"]),
+    Case("complete/a-text-model", "--prompt", lambda t, r: ["complete", r("char-lm")]),
+    Case("complete/a-model-that-does-not-complete", "does not complete", lambda t, r: ["complete", r("vae")]),
+    Case("complete/images-folder-missing", "does not exist", lambda t, r: ["complete", r("pixelcnn"), t / "photos", "--rows", "4"]),
+    Case("complete/images-folder-without-images", "holds no images",
+         lambda t, r: ["complete", r("pixelcnn"), files(t / "photos", {"notes.txt": "text"}), "--rows", "4"]),
+    Case("complete/output-in-missing-folder", "does not exist",
+         lambda t, r: ["complete", r("pixelcnn"), "--rows", "4", "-o", t / "no" / "c.png"]),
+    Case("eval/image-metrics-of-a-text-model", "--metrics nll", lambda t, r: ["eval", r("char-lm"), "--metrics", "fid", "-n", "200"]),
+    Case("train/image-metrics-during-text-training", "--metrics nll",
+         lambda t, r: ["train", "char-lm", "data.name=text", f"data.root={_write(t / 'a.txt', b'x' * 500)}", "train.eval_every=1",
+                       "--out", t / "new"]),
+    Case("data/text-model-on-images", "'tokens'",
+         lambda t, r: ["train", "char-lm", *FAKE, "model.width=8", "model.layers=1", "--out", t / "new"]),
+    Case("config/transformer-width-not-a-multiple-of-heads", "heads",
+         lambda t, r: ["train", "char-transformer", "data.name=text", f"data.root={_write(t / 'a.txt', b'x' * 500)}",
+                       "model.width=10", "model.heads=4", "--out", t / "new"]),
+    Case("config/even-kernel", "model.kernel_size", lambda t, r: ["train", "pixelcnn", *FAKE, "model.kernel_size=4"]),
     # --- stylize (style transfer)
     Case("stylize/missing-style-image", "does not exist",
          lambda t, r: ["stylize", "skimage:chelsea", t / "starry.jpg", *STYLIZE(t)]),
@@ -624,7 +658,7 @@ def test_bad_input_ends_in_one_sentence_exit_2_nothing_damaged(case: Case, built
 def test_the_corpus_covers_every_command_and_is_big_enough():
     groups = {c.id.split("/")[0] for c in CASES}
     assert {"config", "yaml", "images", "fmnist", "text", "paired", "target", "data", "train", "resume", "sample", "eval", "report", "demo",
-            "latent", "cli", "stylize", "attack", "translate"} <= groups
+            "latent", "cli", "stylize", "attack", "translate", "complete"} <= groups
     assert len(CASES) >= 30 and len({c.id for c in CASES}) == len(CASES)
     assert sum(c.process for c in CASES) >= 2
 

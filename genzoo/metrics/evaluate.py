@@ -21,6 +21,14 @@ from genzoo.registry import METRICS
 from genzoo.train.checkpoint import print_note
 
 DEFAULT_METRICS = ("fid", "kid", "is", "pr", "dc", "variety")
+LIKELIHOOD_METRICS = ("nll", "elbo")  # the metrics that read no images, so apply to text models too
+
+
+def check_modality(modality: str, metrics: Iterable[str], what: str) -> None:
+    """Refuse image metrics for a model that makes something else (text), before any work."""
+    others = [name for name in metrics if name not in LIKELIHOOD_METRICS]
+    if modality != "image" and others:
+        raise GenzooError(f"{what} makes {modality}, not images, so {', '.join(others)} do not apply; use --metrics nll.")
 
 
 def sampling_protocol(model: Any) -> dict | None:
@@ -146,6 +154,7 @@ def evaluate(model_or_run: Any, metrics: Iterable[str] = DEFAULT_METRICS, *, dat
         if split not in splits:  # model_copy does not validate
             raise GenzooError(f"--split {split!r} is not a split; choose one of: {', '.join(splits)}.")
         data_config = data_config.model_copy(update={"split": split})
+    check_modality(getattr(model, "modality", "image"), metrics, f"a {type(model).__name__} model")
     if sampling:
         model = WithSampling(model, sampling_options(model, **sampling))
     network = load_features(extractor, extractor_weights)

@@ -11,3 +11,6 @@ __all__ += ["MLPDiscriminatorBody", "MLPGenerator", "ResNetDiscriminatorBody", "
 from genzoo.nn.unet import UNet  # noqa: E402
 
 __all__ += ["UNet"]
+from genzoo.nn.decoding import sequential_cpu  # noqa: E402
+
+__all__ += ["sequential_cpu"]

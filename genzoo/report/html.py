@@ -34,6 +34,13 @@ def _image(path: Path, width: str = "") -> str:
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(_text(path.name))}"{style}>'
 
 
+def _figure(path: Path, width: str = "") -> str:
+    """A picture, or a text file (a text model's samples) as preformatted text."""
+    if path.suffix == ".txt":
+        return f"<pre style='text-align:left;white-space:pre-wrap'>{html.escape(path.read_text(encoding='utf-8', errors='replace'))}</pre>"
+    return _image(path, width)
+
+
 def write_report(run: RunFolder, max_grids: int = 8, pictures: bool = True) -> Path:
     config = run.read_config()
     if "procedure" in config:
@@ -41,7 +48,7 @@ def write_report(run: RunFolder, max_grids: int = 8, pictures: bool = True) -> P
     figures = _pictures(run) if pictures and run.weights.exists() else []
     records = read_log(run.log)
     losses = plot_losses(run)
-    grids = sorted(run.samples.glob("step-*.png"))
+    grids = sorted(run.samples.glob("step-*.png")) or sorted(run.samples.glob("step-*.txt"))  # images, or text
     if len(grids) > max_grids:  # evenly spaced over training, always with the last
         picks = {round(i * (len(grids) - 1) / (max_grids - 1)) for i in range(max_grids)}
         grids = [g for i, g in enumerate(grids) if i in picks]
@@ -60,7 +67,7 @@ def write_report(run: RunFolder, max_grids: int = 8, pictures: bool = True) -> P
         *([f"<p><b>No checkpoint yet</b>: the first is written at step {run.first_checkpoint_step()} (or when "
            "training stops).</p>"] if run.saved_nothing() else []),
         "<h2>Latest samples</h2>",
-        _image(grids[-1], "420px") if grids else "<p>No sample grid yet.</p>",
+        _figure(grids[-1], "420px") if grids else "<p>No sample grid yet.</p>",
         "<h2>Losses</h2>",
         _image(losses, "100%") if losses else "<p>Nothing logged yet.</p>",
         "<h2>Last log record</h2>",
@@ -68,10 +75,10 @@ def write_report(run: RunFolder, max_grids: int = 8, pictures: bool = True) -> P
         "<h2>Metrics</h2>",
         _metrics_table(run.path / "metrics.jsonl"),
         *(["<h2>What the model does</h2>",
-           "".join(f"<figure>{_image(path, '320px')}<figcaption>{html.escape(caption)}</figcaption></figure>"
+           "".join(f"<figure>{_figure(path, '320px')}<figcaption>{html.escape(caption)}</figcaption></figure>"
                    for caption, path in figures)] if figures else []),
         "<h2>Samples over training</h2>",
-        "".join(f"<figure>{_image(g)}<figcaption>{g.stem}</figcaption></figure>" for g in grids),
+        "".join(f"<figure>{_figure(g)}<figcaption>{g.stem}</figcaption></figure>" for g in grids),
         "<h2>Resolved config</h2>",
         f"<pre>{html.escape(json.dumps(config, indent=2))}</pre>",
         "</body></html>",

@@ -2,7 +2,7 @@
 model can do: inputs beside reconstructions, random samples, latent interpolations, per-dimension
 traversals (for models with a N(0, I) prior, e.g. the VAE), domain swaps and translations (input, output,
 target for paired data; both directions and the cycles back for two unpaired domains; every domain for
-StarGAN). Written as PNGs to
+StarGAN), completed images; for a text model, text at several temperatures (`samples.txt`). Written as PNGs to
 `RUN/pictures/` from the final (EMA, when present) weights; `genzoo latent ...` makes larger ones."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def write_pictures(run: RunFolder, n: int = 8, seed: int = 0) -> list[tuple[str,
     from genzoo.config import build_config
     from genzoo.data import build_dataset
     from genzoo.latent import interpolation_grid, latent_space, traversal
-    from genzoo.models.base import CanGenerate, CanReconstruct, CanTranslate
+    from genzoo.models.base import CanComplete, CanGenerate, CanReconstruct, CanTranslate, swap_rows
 
     model = load(run.path)
     folder = run.path / "pictures"
@@ -35,6 +35,13 @@ def write_pictures(run: RunFolder, n: int = 8, seed: int = 0) -> list[tuple[str,
         written.append((caption, path))
 
     generator = torch.Generator().manual_seed(seed)
+    if model.modality == "text":  # text at several temperatures and the beam search's best, as plain text
+        from genzoo.completion import text_at_temperatures
+        from genzoo.io import atomic_write_text
+
+        path = folder / "samples.txt"
+        atomic_write_text(path, text_at_temperatures(model, 3, seed=seed))
+        return [("samples at temperatures 0.5, 0.8 and 1, and the most likely text of a beam search", path)]
     if isinstance(model, CanGenerate):
         save("samples", "random samples", model.generate(2 * n, generator=generator), n)
     if isinstance(model, (CanReconstruct, CanTranslate)):
@@ -47,6 +54,14 @@ def write_pictures(run: RunFolder, n: int = 8, seed: int = 0) -> list[tuple[str,
             labels = {"labels": batch["label"]} if getattr(model, "conditional", False) else {}
             pairs = torch.stack([batch["image"], model.reconstruct(batch["image"], **labels)], dim=1)  # (n, 2, C, H, W)
             save("reconstructions", "inputs beside their reconstructions", pairs.flatten(0, 1), 2 * min(n, 4))
+    if isinstance(model, CanComplete):  # the occluded-image figure: top halves completed
+        from genzoo.completion import completion_grid
+
+        data = build_dataset(build_config(run.read_config()).data)
+        batch = data.batch(torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[: n // 2])
+        labels = batch.get("label") if getattr(model, "conditional", False) else None
+        grid = completion_grid(model, batch["image"], batch["image"].shape[-2] // 2, 3, generator, labels)
+        save("completions", "top halves completed: occluded input, 3 completions, original", grid, 5)
     try:
         latent_space(model)
     except GenzooError:
