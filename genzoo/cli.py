@@ -101,6 +101,7 @@ def sample(
     seed: Annotated[int, typer.Option(help="Random seed of the samples.")] = 0,
     labels: Annotated[Optional[str], typer.Option(help="Class labels for a conditional model: one index for all, or a comma list of n \\[default: every class in turn].", show_default=False)] = None,
     truncation: Annotated[Optional[float], typer.Option(help="Truncate z to |z| <= T (GANs; 0.5 to 1 trades variety for quality).", show_default=False)] = None,
+    psi: Annotated[Optional[float], typer.Option(help="StyleGAN's truncation in w: w_avg + PSI (w - w_avg); 1 none, 0 the mean image, 0.7 a common choice.", show_default=False)] = None,
     steps: Annotated[Optional[int], typer.Option(help="Sampling steps of a diffusion model \\[default: the run's].", show_default=False)] = None,
     sampler: Annotated[Optional[str], typer.Option(help="Diffusion sampler: ddpm or ddim \\[default: the run's].", show_default=False)] = None,
     eta: Annotated[Optional[float], typer.Option(help="DDIM noise: 0 deterministic, 1 like DDPM \\[default: the run's].", show_default=False)] = None,
@@ -109,7 +110,7 @@ def sample(
     """Draw new images from a trained model and save them as one grid.
 
     Examples: genzoo sample runs/dcgan -n 64 -o grid.png --truncation 0.7;  genzoo sample runs/cgan --labels 7;
-    genzoo sample runs/ddpm --sampler ddim --steps 50;  genzoo sample runs/ddpm-cfg --guidance 3
+    genzoo sample runs/ddpm --sampler ddim --steps 50;  genzoo sample runs/ddpm-cfg --guidance 3;  genzoo sample runs/stylegan --psi 0.7
     """
     import inspect
     import torch
@@ -124,7 +125,8 @@ def sample(
                           f"(it can: {', '.join(capabilities(model))}); train a generative family such as vae or gan.")
     options = {}
     accepted = inspect.signature(model.generate).parameters
-    for name, value in {"truncation": truncation, "steps": steps, "sampler": sampler, "eta": eta, "guidance": guidance}.items():
+    for name, value in {"truncation": truncation, "psi": psi, "steps": steps, "sampler": sampler, "eta": eta,
+                        "guidance": guidance}.items():
         if value is not None:
             if name not in accepted:
                 raise GenzooError(f"a {type(model).__name__} model has no {name}; drop --{name}.")
@@ -146,7 +148,7 @@ def sample(
 @app.command("eval")
 def eval_command(
     run: Annotated[Optional[Path], typer.Argument(help="A run folder written by `genzoo train`.", show_default=False)] = None,
-    metrics: Annotated[str, typer.Option(help="Comma-separated: fid, kid, is, pr, dc, variety, recon.")] = "fid,kid,is,pr,dc,variety",
+    metrics: Annotated[str, typer.Option(help="Comma-separated: fid, kid, is, pr, dc, variety, recon, ppl (`genzoo list`).")] = "fid,kid,is,pr,dc,variety",
     num_samples: Annotated[int, typer.Option("--num-samples", "-n", min=1, help="Generated images to score.")] = 10_000,
     num_real: Annotated[Optional[int], typer.Option(min=1, help="Real images \\[default: max(num-samples, 10000), capped at the split].", show_default=False)] = None,
     extractor: Annotated[str, typer.Option(help="Feature network: fmnist (offline, shipped) or inception (FID Inception-v3).")] = "fmnist",

@@ -20,6 +20,10 @@ TINY_MODELS: dict[str, dict[str, Any]] = {
     "classifier": {"width": 4},
     "ddpm": {"width": 8, "channel_multipliers": [1, 2], "blocks_per_level": 1, "attention_resolutions": [8],
              "timesteps": 10, "sampling_steps": 5},
+    # growing GANs: 4 x 4 for 2 steps, then 8 x 8 fades in (so steps 1 and 2 of the contract sample the same)
+    "progan": {"latent_dim": 8, "width": 4, "max_width": 8, "fade_steps": 2, "stable_steps": 2},
+    "stylegan": {"latent_dim": 8, "width": 4, "max_width": 8, "fade_steps": 2, "stable_steps": 2, "mapping_layers": 2,
+                 "r1_every": 2},
 }
 
 

@@ -34,7 +34,7 @@ def compute(ctx: EvalContext, metrics: Iterable[str]) -> list[Score]:
 
 def _reference(config: DataConfig, data_source: str) -> dict[str, Any]:
     return {"dataset": config.name, "split": config.split, "source": data_source,
-            "image_size": config.image_size, "channels": config.channels}
+            "image_size": config.image_size, "channels": config.channels, **({"pad_to": config.pad_to} if config.pad_to else {})}
 
 
 def evaluate(model_or_run: Any, metrics: Iterable[str] = DEFAULT_METRICS, *, data: DataConfig | str | None = None,

@@ -59,7 +59,8 @@ class GroupSettings:
     """Optimizer settings of one parameter group, relative to the run's `train` section."""
 
     lr_scale: float = 1.0  # the group's rate is train.lr (or train.group_lr[group]) times this
-    betas: tuple[float, float] | None = None  # Adam betas; None: train.betas
+    betas: tuple[float, float] | None = None  # Adam betas; None: train.betas (raised to betas_power)
+    betas_power: float = 1.0  # train.betas ** this, e.g. the lazy-regularisation correction c = k / (k + 1)
 
 
 @dataclass(frozen=True)

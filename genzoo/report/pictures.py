@@ -1,7 +1,9 @@
 """The pictures of a trained model that the report shows beside its sample grids, chosen by what the
 model can do: inputs beside reconstructions, random samples, latent interpolations, per-dimension
-traversals (for models with a N(0, I) prior, e.g. the VAE) and domain swaps. Written as PNGs to
-`RUN/pictures/` from the final (EMA, when present) weights; `genzoo latent ...` makes larger ones."""
+traversals (for models with a N(0, I) prior, e.g. the VAE), domain swaps, and for a style-based
+generator (a space W of mapped codes) interpolations in w, a style-mixing grid and a truncation (psi)
+sweep. Written as PNGs to `RUN/pictures/` from the final (EMA, when present) weights; `genzoo latent ...`
+makes larger ones."""
 
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ def write_pictures(run: RunFolder, n: int = 8, seed: int = 0) -> list[tuple[str,
     from genzoo.loading import load
     from genzoo.config import build_config
     from genzoo.data import build_dataset
-    from genzoo.latent import interpolation_grid, latent_space, traversal
+    from genzoo.latent import STYLE_SPACE, interpolation_grid, latent_space, traversal
+    from genzoo.style_space import PSI_SWEEP, psi_sweep, style_mixing_grid
     from genzoo.models.base import CanGenerate, CanReconstruct, CanTranslate, swap_rows
 
     model = load(run.path)
@@ -52,4 +55,11 @@ def write_pictures(run: RunFolder, n: int = 8, seed: int = 0) -> list[tuple[str,
     if getattr(model, "latent_prior", None) == "standard normal":
         images, rows = traversal(model, dims=min(8, model.config.latent_dim), steps=8, generator=generator)
         save("traversal", f"traversals of the first {rows} latent dimensions, -3 to 3", images, 8)
+    if STYLE_SPACE.applies(model):
+        save("interpolation-w", "linear interpolations in w", interpolation_grid(model, 4, 8, None, generator, "w"), 8)
+        images, columns, blocks = style_mixing_grid(model, 2, 5, generator=generator)
+        save("style-mixing", f"style mixing: top row A; rows of B, then A with B's {', then '.join(blocks)} styles",
+             images, columns)
+        save("psi", f"truncation in w, psi = {', '.join(f'{p:g}' for p in PSI_SWEEP)} across", psi_sweep(model, 4, generator=generator),
+             len(PSI_SWEEP))
     return written

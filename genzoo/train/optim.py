@@ -53,8 +53,8 @@ class Optimizers:
             self.base_lr[name] = train.group_lr.get(name, train.lr) * setting.lr_scale
             self.params[name] = [p for group in torch_groups for p in group["params"]]
             self.lr_scales[name] = [group["lr_scale"] for group in torch_groups]
-            self.optimizers[name] = OPTIMIZERS[train.optimizer](torch_groups, self.base_lr[name], setting.betas or train.betas,
-                                                                train.weight_decay, fused)
+            betas = setting.betas or tuple(beta**setting.betas_power for beta in train.betas)
+            self.optimizers[name] = OPTIMIZERS[train.optimizer](torch_groups, self.base_lr[name], betas, train.weight_decay, fused)
 
     def __getitem__(self, name: str) -> torch.optim.Optimizer:
         return self.optimizers[name]

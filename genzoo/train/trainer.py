@@ -131,7 +131,8 @@ class Trainer:
             if saved is not None and saved.family != config.family:
                 raise CheckpointError(f"{str(run.path)!r} is a {saved.family!r} run and cannot resume as "
                                       f"{config.family!r}; give a --out folder of the same family.")
-            if saved is not None and (saved.model != config.model or saved.data.image_size != config.data.image_size):
+            shape = (config.data.image_size, config.data.pad_to)
+            if saved is not None and (saved.model != config.model or (saved.data.image_size, saved.data.pad_to) != shape):
                 raise CheckpointError(f"the model settings differ from those {str(run.path)!r} was trained with; resume "
                                       "with the saved config (`genzoo resume RUN`) or train into a new --out.")
             if not run.has_checkpoint():  # stopped before its first checkpoint: nothing to lose
@@ -219,6 +220,8 @@ class Trainer:
         """Advance one step: every phase of the family once (or `repeats` times). Adds losses to `sums`."""
         train = self.config.train
         self.scheduled = self.model.schedule(self.step, train.steps)
+        if self.ema is not None:  # the average samples with the same settings (e.g. a growing GAN's resolution)
+            self.ema.model.schedule(self.step, train.steps)
         self.optimizers.set_rates(train.rollback_lr_factor ** self.rollbacks, self.scheduled)
         self.step += 1
         self.model.train()
