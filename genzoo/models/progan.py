@@ -24,12 +24,12 @@ from __future__ import annotations
 import math
 
 import torch
-from pydantic import NonNegativeFloat, NonNegativeInt, PositiveInt, field_validator
+from pydantic import NonNegativeFloat, NonNegativeInt, PositiveInt
 from torch import Tensor, nn
 
 from genzoo.config import FamilyConfig
 from genzoo.errors import GenzooError
-from genzoo.losses import ADVERSARIAL_LOSSES, gradient_penalty
+from genzoo.losses import ADVERSARIAL_LOSSES, Objective, gradient_penalty
 from genzoo.models.base import DataInfo, GenerativeModel, Phase, Scheduled
 from genzoo.nn.progressive import (
     EqualConv2d,
@@ -51,7 +51,7 @@ from genzoo.registry import MODELS
 
 
 class ProGANConfig(FamilyConfig):
-    objective: str = "wgan-gp"  # a registered adversarial objective; the paper's is wgan-gp
+    objective: Objective = "wgan-gp"  # a registered adversarial objective; the paper's is wgan-gp
     latent_dim: PositiveInt = 512  # z ~ N(0, I), normalised by pixel norm (the paper: 512)
     width: PositiveInt = 16  # feature maps at the final resolution, doubled per halving ...
     max_width: PositiveInt = 512  # ... up to this many (the paper: 512)
@@ -62,13 +62,6 @@ class ProGANConfig(FamilyConfig):
     gradient_penalty: NonNegativeFloat | None = None  # lambda; None: the objective's (10 for wgan-gp)
     drift: NonNegativeFloat = 0.001  # epsilon_drift of E[D(x)^2]
     discriminator_steps: PositiveInt = 1  # critic steps per generator step (the paper: 1)
-
-    @field_validator("objective")
-    @classmethod
-    def _known_objective(cls, name: str) -> str:
-        if name not in ADVERSARIAL_LOSSES:
-            raise ValueError(f"unknown objective; choose one of {', '.join(ADVERSARIAL_LOSSES.names())}")
-        return name
 
 
 # ----------------------------------------------------------------------------- networks

@@ -33,7 +33,7 @@ from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
 from torch import Tensor, nn
 
 from genzoo.errors import GenzooError
-from genzoo.losses import r1_penalty
+from genzoo.losses import Objective, r1_penalty
 from genzoo.models.base import GroupSettings, Phase
 from genzoo.models.progan import ProGAN, ProGANConfig
 from genzoo.nn.progressive import EqualConv2d, EqualLinear, blur, fade_reals, lrelu, pixel_norm, resolutions, upsample, upscale_to
@@ -43,7 +43,7 @@ from genzoo.registry import MODELS
 
 
 class StyleGANConfig(ProGANConfig):
-    objective: str = "non-saturating"  # with R1 (the paper's); ProGAN's wgan-gp also works
+    objective: Objective = "non-saturating"  # with R1 (the paper's); ProGAN's wgan-gp also works
     latent_dim: PositiveInt = 512  # dimension of z and of w (the paper: 512)
     drift: NonNegativeFloat = 0.0  # ProGAN's drift term: off
     mapping_layers: PositiveInt = 8  # fully connected layers of f: Z -> W
