@@ -122,6 +122,7 @@ def sample(
     seed: Annotated[int, typer.Option(help="Random seed of the samples.")] = 0,
     labels: Annotated[Optional[str], typer.Option(help="Classes for a conditional model, by index or name (e.g. 7 or Sneaker): one for all, or a comma list of n \\[default: every class in turn].", show_default=False)] = None,
     truncation: Annotated[Optional[float], typer.Option(help="Truncate z to |z| <= T (GANs; 0.5 to 1 trades variety for quality).", show_default=False)] = None,
+    psi: Annotated[Optional[float], typer.Option(help="StyleGAN's truncation in w: w_avg + PSI (w - w_avg); 1 none, 0 the mean image, 0.7 a common choice.", show_default=False)] = None,
     steps: Annotated[Optional[int], typer.Option(help="Sampling steps of a diffusion model \\[default: the run's].", show_default=False)] = None,
     sampler: Annotated[Optional[str], typer.Option(help="Diffusion sampler: ddpm or ddim \\[default: the run's].", show_default=False)] = None,
     eta: Annotated[Optional[float], typer.Option(help="DDIM noise: 0 deterministic, 1 like DDPM \\[default: the run's].", show_default=False)] = None,
@@ -139,7 +140,7 @@ def sample(
 
     genzoo sample runs/ddpm --sampler ddim --steps 50;  genzoo sample runs/dcgan -n 2000 -o samples/  (one PNG each)
 
-    genzoo sample runs/char-lstm --prompt "ROMEO:" -n 5 --length 400 --temperature 0.8
+    genzoo sample runs/char-lstm --prompt "ROMEO:" -n 5 --length 400 --temperature 0.8;  genzoo sample runs/stylegan --psi 0.7
     """
     import torch
 
@@ -155,8 +156,9 @@ def sample(
     if not isinstance(model, CanGenerate):
         raise GenzooError(f"{run} is a {type(model).__name__} run, which cannot generate new images "
                           f"(it can: {', '.join(capabilities(model))}); train a generative family such as vae or gan.")
-    options = sampling_options(model, truncation=truncation, steps=steps, sampler=sampler, eta=eta, guidance=guidance,
-                               prompt=prompt, length=length, temperature=temperature, top_k=top_k, beam=beam)
+    options = sampling_options(model, truncation=truncation, psi=psi, steps=steps, sampler=sampler, eta=eta,
+                               guidance=guidance, prompt=prompt, length=length, temperature=temperature, top_k=top_k,
+                               beam=beam)
     if "progress" in _parameters(model.generate):
         options["progress"] = err.is_terminal
     if labels is not None:

@@ -15,9 +15,10 @@ from genzoo.report.grids import output_path, save_grid
 
 latent_app = typer.Typer(
     help="Pictures of a trained model's latent space: interpolations, class arithmetic, traversals, "
-         "reconstructions and domain swaps.\n\n"
+         "reconstructions, domain swaps, style mixing and truncation sweeps.\n\n"
          "interpolate, arithmetic and traverse work for families that sample codes from a prior (gan, vae, glo); "
-         "reconstruct for those that reconstruct (autoencoder, vae, glo, swap); swap for the swap autoencoder. "
+         "reconstruct for those that reconstruct (autoencoder, vae, glo, swap); swap for the swap autoencoder; "
+         "mix and psi for stylegan. "
          "Example: genzoo latent interpolate runs/dcgan -o walk.png",
     no_args_is_help=True,
     add_completion=False,
@@ -62,33 +63,106 @@ def interpolate(
     run: Run,
     rows: Annotated[int, typer.Option(min=1, max=256, help="Rows: pairs of random codes.")] = 8,
     steps: Annotated[int, typer.Option(min=2, max=256, help="Images per row, from one code to the other.")] = 10,
-    spherical: Annotated[bool, typer.Option("--spherical/--linear", help="Great-circle path (slerp; White 2016) or straight line (lerp).")] = True,
+    spherical: Annotated[Optional[bool], typer.Option("--spherical/--linear", help="Great-circle path (slerp; White 2016) or straight line (lerp) \\[default: slerp in z, lerp in w].", show_default=False)] = None,
+    space: Annotated[str, typer.Option(help="z: the prior's codes; w: StyleGAN's mapped codes (its intermediate latent space).")] = "z",
     seed: Seed = 0,
     output: Annotated[Path, typer.Option("-o", "--output", help="PNG file for the grid.")] = Path("interpolation.png"),
     ema: Ema = None,
 ) -> None:
     """Walk between random latent codes: one row per pair, the images decoded along the way.
 
-    Spherical interpolation (the default) keeps the codes at the norm the prior gives them; a straight
-    line passes through codes of smaller norm than any seen in training (White 2016).
-    A conditional GAN keeps one class per row.
+    Spherical interpolation (the default in z) keeps the codes at the norm the prior gives them; a straight
+    line passes through codes of smaller norm than any seen in training (White 2016). In StyleGAN's w
+    (--space w) the default is a straight line, as in its paper. A conditional GAN keeps one class per row.
 
     Examples:
 
     genzoo latent interpolate runs/dcgan
 
     genzoo latent interpolate runs/vae --rows 4 --steps 12 --linear -o lerp.png
+
+    genzoo latent interpolate runs/stylegan --space w
     """
     import torch
 
-    from genzoo.latent import interpolation_grid
+    from genzoo.latent import interpolation_grid, latent_space
 
     output = output_path(output)
     model = _load(run, ema)
-    images = interpolation_grid(model, rows, steps, spherical, torch.Generator().manual_seed(seed))  # (R * S, C, H, W)
+    latent_space(model, space)  # a model without w fails before any work
+    images = interpolation_grid(model, rows, steps, spherical, torch.Generator().manual_seed(seed), space)  # (R * S, C, H, W)
     save_grid(images, output, steps)
-    path = "spherical (slerp)" if spherical else "linear (lerp)"
-    out.print(f"wrote {rows} {path} interpolations of {steps} steps{_ema_note(model)} to [bold]{output}[/]")
+    path = "spherical (slerp)" if (space == "z" if spherical is None else spherical) else "linear (lerp)"
+    out.print(f"wrote {rows} {path} interpolations in {space} of {steps} steps{_ema_note(model)} to [bold]{output}[/]")
+
+
+@_command()
+def mix(
+    run: Run,
+    rows: Annotated[int, typer.Option(min=1, max=64, help="Images of source B (one row each per group of layers).")] = 3,
+    columns: Annotated[int, typer.Option(min=1, max=64, help="Images of source A (the top row).")] = 5,
+    layers: Annotated[Optional[str], typer.Option(help="Style layers to copy from B, e.g. 0-3 or 0,2,5 \\[default: three blocks: coarse, middle, fine].", show_default=False)] = None,
+    psi: Annotated[Optional[float], typer.Option(help="Truncation in w of both sources (1: none).", show_default=False)] = None,
+    seed: Seed = 0,
+    output: Annotated[Path, typer.Option("-o", "--output", help="PNG file for the grid.")] = Path("mixing.png"),
+    ema: Ema = None,
+) -> None:
+    """Style mixing (Karras et al. 2019, Fig. 3): images of source A with some styles copied from source B.
+
+    The top row holds the A images; below, one block per group of style layers, each row starting with a
+    B image followed by the A images with that group's styles taken from B. Coarse styles (the 4-8 px
+    layers) carry pose and shape, middle ones smaller features, fine ones colour and texture (a network
+    under 64 px has its resolutions split in three). --layers picks the layers to copy instead (0 is the
+    4 x 4 constant's; two per resolution).
+
+    Examples:
+
+    genzoo latent mix runs/stylegan
+
+    genzoo latent mix runs/stylegan --layers 0-3 --rows 4 --columns 8 --psi 0.7
+    """
+    import torch
+
+    from genzoo.style_space import check_style_space, parse_layers, style_mixing_grid
+
+    output = output_path(output)
+    model = _load(run, ema)
+    check_style_space(model)
+    chosen = parse_layers(layers, model) if layers is not None else None
+    images, width, blocks = style_mixing_grid(model, rows, columns, chosen, psi, torch.Generator().manual_seed(seed))
+    save_grid(images, output, width)
+    out.print(f"wrote a style-mixing grid{_ema_note(model)} (top row: A; blocks of B rows with their "
+              f"{'; '.join(blocks)} styles) to [bold]{output}[/]", highlight=False)
+
+
+@_command("psi")
+def psi_command(
+    run: Run,
+    rows: Annotated[int, typer.Option(min=1, max=256, help="Codes, one row each.")] = 4,
+    values: Annotated[str, typer.Option(help="Comma-separated psi values, one column each.")] = "0,0.25,0.5,0.75,1",
+    seed: Seed = 0,
+    output: Annotated[Path, typer.Option("-o", "--output", help="PNG file for the grid.")] = Path("psi.png"),
+    ema: Ema = None,
+) -> None:
+    """The truncation trick in w (Karras et al. 2019, Fig. 8): each row one code, pulled towards the mean w
+    by w_avg + psi (w - w_avg) for each psi; psi = 0 is the mean image, 1 the code itself.
+
+    Example: genzoo latent psi runs/stylegan --values 0,0.5,0.7,1
+    """
+    import torch
+
+    from genzoo.style_space import check_style_space, psi_sweep
+
+    try:
+        psis = tuple(float(v) for v in values.split(","))
+    except ValueError:
+        raise GenzooError(f"--values {values!r} is not a comma-separated list of numbers such as 0,0.5,1.") from None
+    output = output_path(output)
+    model = _load(run, ema)
+    check_style_space(model)
+    save_grid(psi_sweep(model, rows, psis, torch.Generator().manual_seed(seed)), output, len(psis))
+    out.print(f"wrote {rows} codes at psi = {', '.join(f'{p:g}' for p in psis)}{_ema_note(model)} to [bold]{output}[/]",
+              highlight=False)
 
 
 @_command("arithmetic")

@@ -71,6 +71,7 @@ class DataConfig(StrictModel):
     root: PathSetting | None = None  # a local copy; otherwise $GENZOO_DATA, system paths, then the embedded sample
     split: Literal["train", "test", "all"] = "train"
     image_size: PositiveInt | None = None  # None: the dataset's own size; else resize + centre crop
+    pad_to: PositiveInt | None = None  # pad (black, centred) to this side after any resize, e.g. 28 -> 32 for growing GANs
     channels: Literal[1, 3] | None = None  # None: the dataset's own; 1 = grey, 3 = RGB
     download: bool = False  # fetch with torchvision when no local copy is found (explicit opt-in)
     max_images: PositiveInt | None = None  # keep only the first N images (quick runs)

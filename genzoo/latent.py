@@ -23,7 +23,8 @@
   the class).
 
 Which models have a latent space, and how to sample and decode it, is decided in one place:
-`latent_space(model)` and the `LATENT_SPACES` table.
+`latent_space(model)` and the `LATENT_SPACES` table; a style-based generator also has the space W of its
+mapped codes (`STYLE_SPACE`, `space="w"`; its own tools are in `genzoo.style_space`).
 """
 
 from __future__ import annotations
@@ -117,24 +118,47 @@ def _device(model: Any) -> torch.device:
     return next(model.parameters()).device
 
 
-def latent_space(model: Any) -> LatentSpace:
-    """The model's entry of `LATENT_SPACES`; GenzooError when it has none."""
-    for space in LATENT_SPACES:
-        if space.applies(model):
-            return space
+@torch.no_grad()
+def _mapped_codes(model: Any, n: int, generator: torch.Generator | None) -> Tensor:
+    return model.map_latent(model.sample_latent(n, generator))  # w = f(z), (n, D)
+
+
+# A style-based generator's intermediate latent space W (Karras et al. 2019, Sec. 2): codes w = f(z),
+# walked in straight lines (W is not normalised, so slerp has no reason there; their PPL in W uses lerp).
+STYLE_SPACE = LatentSpace(
+    "intermediate latent w",
+    applies=lambda model: hasattr(model, "map_latent") and hasattr(model, "decode_w"),
+    sample=_mapped_codes,
+    decode=lambda model, w, labels: model.decode_w(w),
+)
+SPACES = ("z", "w")  # the prior's codes, or a style-based generator's mapped codes
+
+
+def latent_space(model: Any, space: str = "z") -> LatentSpace:
+    """The model's entry of `LATENT_SPACES` (space "z") or `STYLE_SPACE` (space "w"); GenzooError when it has none."""
+    if space not in SPACES:
+        raise GenzooError(f"unknown latent space {space!r}; choose z (the prior's codes) or w (StyleGAN's mapped codes).")
+    if space == "w":
+        if STYLE_SPACE.applies(model):
+            return STYLE_SPACE
+        raise GenzooError(f"this {type(model).__name__} model has no intermediate latent space w (StyleGAN has one); "
+                          "use --space z.")
+    for entry in LATENT_SPACES:
+        if entry.applies(model):
+            return entry
     raise GenzooError(f"this {type(model).__name__} model has no latent space to walk (no prior to draw codes from); "
                       "use a run of a family that samples codes, such as vae or gan.")
 
 
-def latent_codes(model: Any, n: int, generator: torch.Generator | None = None) -> Tensor:
-    """n random codes from the model's prior, (n, D)."""
-    return latent_space(model).sample(model, n, generator)
+def latent_codes(model: Any, n: int, generator: torch.Generator | None = None, space: str = "z") -> Tensor:
+    """n random codes from the model's prior (or their images under its mapping network, space "w"), (n, D)."""
+    return latent_space(model, space).sample(model, n, generator)
 
 
 @torch.no_grad()
-def decode(model: Any, z: Tensor, labels: Tensor | None = None, batch_size: int = 500) -> Tensor:
+def decode(model: Any, z: Tensor, labels: Tensor | None = None, batch_size: int = 500, space: str = "z") -> Tensor:
     """Codes (n, D) -> images (n, C, H, W) in [-1, 1], in batches; labels (n,) for conditional models."""
-    space = latent_space(model)
+    space = latent_space(model, space)
     was_training = model.training
     model.eval()
     try:
@@ -162,21 +186,22 @@ def _labels(model: Any, labels: Tensor | list[int] | int | None, n: int) -> Tens
 # ----------------------------------------------------------------------------- pictures
 
 
-def interpolation_grid(model: Any, rows: int = 8, steps: int = 10, spherical: bool = True,
-                       generator: torch.Generator | None = None) -> Tensor:
+def interpolation_grid(model: Any, rows: int = 8, steps: int = 10, spherical: bool | None = None,
+                       generator: torch.Generator | None = None, space: str = "z") -> Tensor:
     """(rows * steps, C, H, W): row r walks in `steps` equal steps of t from one random code to another,
-    along a great circle (`slerp`) or a straight line (`lerp`). A conditional model keeps one label per
-    row, class r mod K."""
+    along a great circle (`slerp`) or a straight line (`lerp`); None: slerp in z, lerp in w. A conditional
+    model keeps one label per row, class r mod K."""
     if rows < 1 or steps < 2:
         raise GenzooError(f"an interpolation needs at least 1 row and 2 steps, got {rows} rows and {steps} steps.")
-    start, end = latent_codes(model, rows, generator), latent_codes(model, rows, generator)  # (R, D) each
+    spherical = space == "z" if spherical is None else spherical
+    start, end = latent_codes(model, rows, generator, space), latent_codes(model, rows, generator, space)  # (R, D) each
     t = torch.linspace(0, 1, steps, device=start.device)  # (S,)
     path = (slerp if spherical else lerp)(start, end, t)  # (S, R, D)
     z = path.transpose(0, 1).reshape(rows * steps, -1)  # (R * S, D), row-major
     labels = None
     if _is_conditional(model):
         labels = (torch.arange(rows, device=z.device) % model.num_classes).repeat_interleave(steps)  # (R * S,)
-    return decode(model, z, labels)
+    return decode(model, z, labels, space=space)
 
 
 def traversal(model: Any, dims: int = 8, steps: int = 9, span: float = 3.0, generator: torch.Generator | None = None,
@@ -397,7 +422,7 @@ def arithmetic(model: Any, a: str | int, b: str | int, c: str | int, num: int = 
     return decode(model, z.to(_device(model)), labels)
 
 
-__all__ = ["LATENT_SPACES", "ClassMeans", "LatentSpace", "arithmetic", "class_mean_latents", "decode",
+__all__ = ["LATENT_SPACES", "SPACES", "STYLE_SPACE", "ClassMeans", "LatentSpace", "arithmetic", "class_mean_latents", "decode",
            "interpolation_grid", "latent_codes", "latent_space", "lerp", "resolve_class", "slerp", "traversal"]
 
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
+from pydantic import AfterValidator
 from torch import Tensor, nn
 
 from genzoo.registry import ADVERSARIAL_LOSSES
@@ -71,6 +73,15 @@ def _discriminator_hinge(real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
     # Lim & Ye (2017); Miyato et al. (2018), Eq. 16: E max(0, 1 - D(x)) + E max(0, 1 + D(G(z))).
     return F.relu(1 - real).mean(), F.relu(1 + fake).mean()
 
+
+def known_objective(name: str) -> str:
+    """A config validator: `name` must be a registered adversarial objective."""
+    if name not in ADVERSARIAL_LOSSES:
+        raise ValueError(f"unknown objective; choose one of {', '.join(ADVERSARIAL_LOSSES.names())}")
+    return name
+
+
+Objective = Annotated[str, AfterValidator(known_objective)]  # a config field naming a registered objective
 
 ADVERSARIAL_LOSSES.register("minimax")(AdversarialLoss(_discriminator_log_loss, _generator_minimax))
 ADVERSARIAL_LOSSES.register("non-saturating")(AdversarialLoss(_discriminator_log_loss, _generator_non_saturating))

@@ -26,6 +26,10 @@ TINY_MODELS: dict[str, dict[str, Any]] = {
     "stargan": {"width": 4, "discriminator_width": 4, "blocks": 1, "discriminator_steps": 2},
     "pixelcnn": {"width": 4, "layers": 2, "first_kernel_size": 3},
     "char-lm": {"width": 8, "layers": 1, "heads": 2},
+    # growing GANs: 4 x 4 for 2 steps, then 8 x 8 fades in (so steps 1 and 2 of the contract sample the same)
+    "progan": {"latent_dim": 8, "width": 4, "max_width": 8, "fade_steps": 2, "stable_steps": 2},
+    "stylegan": {"latent_dim": 8, "width": 4, "max_width": 8, "fade_steps": 2, "stable_steps": 2, "mapping_layers": 2,
+                 "r1_every": 2},
 }
 
 TINY_TEXT = Path(__file__).parent / "text" / "tiny.txt"  # 2,406 characters of plain English

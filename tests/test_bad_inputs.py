@@ -147,7 +147,7 @@ def fmnist_root(tmp: Path, images: bytes, labels: bytes, gz: bool = False) -> Pa
 def built(tmp_path_factory) -> dict[str, Path]:
     """Tiny finished runs (2 steps on fake data): vae, a wider vae (other shapes), gan, cgan, autoencoder, the
     translation families (cyclegan on two blob classes, pix2pix on noisy -> clean blobs, stargan), pixelcnn (8 x 8
-    fake images), char-lm (a tiny text file)."""
+    fake images), char-lm (a tiny text file), stylegan."""
     from genzoo.api import train
 
     root = tmp_path_factory.mktemp("built-runs")
@@ -162,6 +162,7 @@ def built(tmp_path_factory) -> dict[str, Path]:
         "stargan": tiny_config("stargan"),
         "pixelcnn": tiny_config("pixelcnn", sample_every=100),  # 8 x 8 images
         "char-lm": tiny_config("char-lm", sample_every=100),  # tests/text/tiny.txt
+        "stylegan": tiny_config("stylegan", sample_every=100),
     }
     for name, config in sources.items():
         train(config, root / name, progress=False)
@@ -559,6 +560,25 @@ CASES = [
     Case("eval/cycle-of-a-one-way-model", "both ways", lambda t, r: ["eval", r("pix2pix"), "--metrics", "cycle", "-n", "8"]),
     Case("eval/domain-accuracy-of-unnamed-domains", "classes of the fmnist",
          lambda t, r: ["eval", r("cyclegan"), "--metrics", "domain-accuracy", "-n", "8"]),
+    # --- growing GANs and StyleGAN's w
+    Case("train/resolution-not-a-power-of-two", "power of two",
+         lambda t, r: ["train", "progan", *FAKE, "data.image_size=24", "data.pad_to=null", "model.width=4", "model.latent_dim=8", "--out", t / "new"]),
+    Case("train/fashion-mnist-28-without-padding", "data.pad_to=32",
+         lambda t, r: ["train", "stylegan", *FAKE, "data.image_size=28", "data.pad_to=null", "model.width=4", "--out", t / "new"]),
+    Case("data/pad-to-smaller-than-the-images", "data.pad_to=8",
+         lambda t, r: ["train", *VAE, "data.pad_to=8", "--out", t / "new"]),
+    Case("sample/negative-psi", "psi must be 0 or more", lambda t, r: ["sample", r("stylegan"), "--psi", "-0.5"]),
+    Case("sample/psi-on-a-gan", "--psi", lambda t, r: ["sample", r("gan"), "--psi", "0.7"]),
+    Case("latent/mix-layer-beyond-the-network", "beyond this network's layers",
+         lambda t, r: ["latent", "mix", r("stylegan"), "--layers", "0-99", "-o", t / "m.png"]),
+    Case("latent/mix-layers-not-a-range", "--layers", lambda t, r: ["latent", "mix", r("stylegan"), "--layers", "coarse"]),
+    Case("latent/mix-of-a-gan", "no style layers", lambda t, r: ["latent", "mix", r("gan"), "-o", t / "m.png"]),
+    Case("latent/psi-sweep-negative", "psi must be 0 or more",
+         lambda t, r: ["latent", "psi", r("stylegan"), "--values", "1,-1", "-o", t / "p.png"]),
+    Case("latent/interpolate-in-w-of-a-gan", "no intermediate latent space w",
+         lambda t, r: ["latent", "interpolate", r("gan"), "--space", "w", "-o", t / "i.png"]),
+    Case("latent/unknown-space", "unknown latent space",
+         lambda t, r: ["latent", "interpolate", r("stylegan"), "--space", "s", "-o", t / "i.png"]),
     # --- the command line itself
     Case("cli/unknown-command", "trian", lambda t, r: ["trian", "vae"]),
     Case("cli/unknown-option", "--epochs", lambda t, r: ["train", *VAE, "--epochs", "3"]),

@@ -4,8 +4,9 @@ kills ends with the same weights, EMA weights and optimizer state, bit for bit, 
 through (CPU, deterministic mode, fp32), and its log has every step exactly once.
 
 Each process spends ~5 s importing before it trains, so the default suite kills each family 3 times
-(the GAN and the VAE run side by side); the `slow` test kills each family (also the PixelCNN and the
-character LSTM) 12 times.
+(the GAN and the VAE run side by side); the `slow` test kills each family 12 times (also the translation
+families, the PixelCNN, the character LSTM, and a StyleGAN that grows through three resolutions during the run:
+kills land before, during and after fade-ins).
 """
 
 from __future__ import annotations
@@ -31,8 +32,12 @@ from genzoo.api import make_trainer
 # a GAN: two optimizers and EMA; a VAE: one optimizer. The slow test also kills the translation families
 # (dropout noise: pix2pix; a history pool in buffers and a scheduled rate: cyclegan; random target domains and a
 # gradient penalty: stargan), a PixelCNN with EMA and a character LSTM with dropout
+# StyleGAN (its preset, at the tiny size): 4 x 4 until step 40, 8 x 8 fades in over 40-80, 16 x 16 over 120-160;
+# lazy R1 every 4 steps, a mapping network at 0.01 x the rate, the tracked mean w, EMA
 FAMILIES = {"gan": ["train.ema_decay=0.9"], "vae": [], "pix2pix": [], "cyclegan": ["train.ema_decay=0.9"], "stargan": [],
-            "pixelcnn": ["train.ema_decay=0.9"], "char-lm": ["model.dropout=0.1"]}
+            "pixelcnn": ["train.ema_decay=0.9"], "char-lm": ["model.dropout=0.1"],
+            "stylegan": ["train.ema_decay=0.9", "data.pad_to=null", "model.fade_steps=40", "model.stable_steps=40",
+                         "model.r1_every=4"]}
 DEFAULT = ("gan", "vae")  # killed 3 times each in the default suite; every family 12 times in the slow test
 IMAGES = ["data.name=fake", "data.image_size=16", "data.max_images=64"]
 TRAIN = ["train.batch_size=8", "train.log_every=1", "train.sample_every=50", "train.checkpoint_every=3",

@@ -229,10 +229,11 @@ def test_latent_bad_input_is_one_sentence_and_exit_2(runs, tmp_path, capsys):
     cases = [
         (("interpolate", runs["autoencoder"]), "no latent space"),
         (("arithmetic", runs["vae"], "--a", "Trouser", "--b", "0", "--c", "1"), "unknown class"),
-        (("traverse", runs["vae"], "-o", tmp_path / "missing" / "t.png"), "does not exist"),
+        (("traverse", runs["vae"], "-o", tmp_path / "a-file" / "t.png"), "is a file"),  # (missing folders are created)
     ]
+    (tmp_path / "a-file").write_bytes(b"x")
     for args, message in cases:
         code, out, err = run_cli(capsys, "latent", *args, "--seed", "1")
         assert code == 2, (args, err)
         assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [tmp_path / "a-file"]

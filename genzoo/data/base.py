@@ -194,7 +194,7 @@ def keep_classes(data: ImageData, classes: tuple[int | str, ...]) -> ImageData:
 
 
 def conform(data: ImageData, config: DataConfig) -> ImageData:
-    """Apply the config's `max_images`, `channels` and `image_size` to loaded data."""
+    """Apply the config's `max_images`, `channels`, `image_size` and `pad_to` to loaded data."""
     if config.max_images is not None:
         data.images = data.images[: config.max_images]
         data.labels = None if data.labels is None else data.labels[: config.max_images]
@@ -202,7 +202,19 @@ def conform(data: ImageData, config: DataConfig) -> ImageData:
     if config.image_size is not None and data.images.shape[-2:] != (config.image_size, config.image_size):
         check_images_fit(len(data.images), data.images.shape[1], config.image_size, "the resized images")
         data.images = torch.cat([resize_crop(chunk, config.image_size) for chunk in data.images.split(4096)])
+    if config.pad_to is not None:
+        data.images = pad_to(data.images, config.pad_to)
     return data
+
+
+def pad_to(images: Tensor, size: int) -> Tensor:
+    """(N, C, H, W) uint8 -> (N, C, size, size), centred on black (0, i.e. -1 in [-1, 1]; Fashion-MNIST's background)."""
+    height, width = images.shape[-2:]
+    if height > size or width > size:
+        raise DataError(f"data.pad_to={size} is smaller than the {height} x {width} images; give a larger size, or "
+                        "shrink them first with data.image_size.")
+    top, left = (size - height) // 2, (size - width) // 2
+    return torch.nn.functional.pad(images, (left, size - width - left, top, size - height - top), value=0)
 
 
 def convert_channels(images: Tensor, channels: int | None) -> Tensor:

@@ -91,7 +91,8 @@ def data_reference(config: DataConfig, data: Any) -> dict[str, Any]:
     """What the real images are, as loaded: the split they really are (None for data without splits), their
     source with absolute paths, and the loader's notes (e.g. a fallback to the embedded test split)."""
     reference = {"dataset": config.name, "split": getattr(data, "split", None), "source": data.source,
-                 "image_size": config.image_size, "channels": config.channels}
+                 "image_size": config.image_size, "channels": config.channels,
+                 **({"pad_to": config.pad_to} if config.pad_to else {})}
     return {**reference, "notes": list(data.notes)} if data.notes else reference
 
 

@@ -7,6 +7,7 @@ Images are embedded as base64 PNG, so the page can be mailed or attached as it i
 from __future__ import annotations
 
 import base64
+import bisect
 import html
 import json
 from pathlib import Path
@@ -49,7 +50,10 @@ def write_report(run: RunFolder, max_grids: int = 8, pictures: bool = True) -> P
     records = read_log(run.log)
     losses = plot_losses(run)
     grids = sorted(run.samples.glob("step-*.png")) or sorted(run.samples.glob("step-*.txt"))  # images, or text
-    if len(grids) > max_grids:  # evenly spaced over training, always with the last
+    stages = _stages(grids, records)
+    if stages:  # a growing model: the last grid of each resolution
+        grids = list(stages)
+    elif len(grids) > max_grids:  # evenly spaced over training, always with the last
         picks = {round(i * (len(grids) - 1) / (max_grids - 1)) for i in range(max_grids)}
         grids = [g for i, g in enumerate(grids) if i in picks]
     last = records[-1] if records else {}
@@ -77,14 +81,31 @@ def write_report(run: RunFolder, max_grids: int = 8, pictures: bool = True) -> P
         *(["<h2>What the model does</h2>",
            "".join(f"<figure>{_figure(path, '320px')}<figcaption>{html.escape(caption)}</figcaption></figure>"
                    for caption, path in figures)] if figures else []),
-        "<h2>Samples over training</h2>",
-        "".join(f"<figure>{_figure(g)}<figcaption>{g.stem}</figcaption></figure>" for g in grids),
+        "<h2>Samples per stage (the last grid at each resolution)</h2>" if stages else "<h2>Samples over training</h2>",
+        "".join(f"<figure>{_figure(g)}<figcaption>{stages.get(g, g.stem)}</figcaption></figure>" for g in grids),
         "<h2>Resolved config</h2>",
         f"<pre>{html.escape(json.dumps(config, indent=2))}</pre>",
         "</body></html>",
     ]
     atomic_write_text(run.report, "\n".join(parts))
     return run.report
+
+
+def _stages(grids: list[Path], records: list[dict]) -> dict[Path, str]:
+    """For a model whose schedule logs a `resolution` (a growing GAN): the last sample grid at each
+    resolution -> its caption; empty otherwise. A grid's resolution is that of the last log record at or
+    before its step."""
+    logged = [(r["step"], r["schedule/resolution"]) for r in records if "schedule/resolution" in r]
+    if not logged:
+        return {}
+    steps = [step for step, _ in logged]
+    last: dict[float, tuple[Path, int]] = {}
+    for grid in grids:
+        step = int(grid.stem.split("-")[-1])
+        at = bisect.bisect_right(steps, step)  # records at or before the grid's step
+        if at:
+            last[logged[at - 1][1]] = (grid, step)
+    return {grid: f"{resolution:g} x {resolution:g}, step {step}" for resolution, (grid, step) in sorted(last.items())}
 
 
 def _pictures(run: RunFolder) -> list[tuple[str, Path]]:

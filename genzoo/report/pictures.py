@@ -2,8 +2,9 @@
 model can do: inputs beside reconstructions, random samples, latent interpolations, per-dimension
 traversals (for models with a N(0, I) prior, e.g. the VAE), domain swaps and translations (input, output,
 target for paired data; both directions and the cycles back for two unpaired domains; every domain for
-StarGAN), completed images; for a text model, text at several temperatures (`samples.txt`). Written as PNGs to
-`RUN/pictures/` from the final (EMA, when present) weights; `genzoo latent ...` makes larger ones."""
+StarGAN), completed images; for a style-based generator (a space W of mapped codes) interpolations in w, a
+style-mixing grid and a truncation (psi) sweep; for a text model, text at several temperatures (`samples.txt`).
+Written as PNGs to `RUN/pictures/` from the final (EMA, when present) weights; `genzoo latent ...` makes larger ones."""
 
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ def write_pictures(run: RunFolder, n: int = 8, seed: int = 0) -> list[tuple[str,
     from genzoo.loading import load
     from genzoo.config import build_config
     from genzoo.data import build_dataset
-    from genzoo.latent import interpolation_grid, latent_space, traversal
+    from genzoo.latent import STYLE_SPACE, interpolation_grid, latent_space, traversal
     from genzoo.models.base import CanComplete, CanGenerate, CanReconstruct, CanTranslate, swap_rows
+    from genzoo.style_space import PSI_SWEEP, psi_sweep, style_mixing_grid
 
     model = load(run.path)
     folder = run.path / "pictures"
@@ -70,6 +72,13 @@ def write_pictures(run: RunFolder, n: int = 8, seed: int = 0) -> list[tuple[str,
     if getattr(model, "latent_prior", None) == "standard normal":
         images, rows = traversal(model, dims=min(8, model.config.latent_dim), steps=8, generator=generator)
         save("traversal", f"traversals of the first {rows} latent dimensions, -3 to 3", images, 8)
+    if STYLE_SPACE.applies(model):
+        save("interpolation-w", "linear interpolations in w", interpolation_grid(model, 4, 8, None, generator, "w"), 8)
+        images, columns, blocks = style_mixing_grid(model, 2, 5, generator=generator)
+        save("style-mixing", f"style mixing: top row A; rows of B, then A with B's {', then '.join(blocks)} styles",
+             images, columns)
+        save("psi", f"truncation in w, psi = {', '.join(f'{p:g}' for p in PSI_SWEEP)} across", psi_sweep(model, 4, generator=generator),
+             len(PSI_SWEEP))
     return written
 
 

@@ -143,7 +143,8 @@ class RunFolder:
             if saved is not None and saved.family != config.family:
                 raise CheckpointError(f"{str(run.path)!r} is a {saved.family!r} run and cannot resume as "
                                       f"{config.family!r}; give a --out folder of the same family.")
-            if saved is not None and (saved.model != config.model or saved.data.image_size != config.data.image_size):
+            shape = (config.data.image_size, config.data.pad_to)
+            if saved is not None and (saved.model != config.model or (saved.data.image_size, saved.data.pad_to) != shape):
                 raise CheckpointError(f"the model settings differ from those {str(run.path)!r} was trained with; resume "
                                       "with the saved config (`genzoo resume RUN`) or train into a new --out.")
             if not run.has_checkpoint():  # stopped before its first checkpoint: nothing to lose

@@ -201,6 +201,8 @@ class Trainer:
         """Advance one step: every phase of the family once (or `repeats` times). Adds losses to `sums`."""
         train = self.config.train
         self.scheduled = self.model.schedule(self.step, train.steps)
+        if self.ema is not None:  # the average samples with the same settings (e.g. a growing GAN's resolution)
+            self.ema.model.schedule(self.step, train.steps)
         factor = train.rollback_lr_factor**self.rollbacks * run_schedule(train.lr_schedule, self.step, train.steps, train.warmup_steps)
         self.optimizers.set_rates(factor, self.scheduled)
         self.step += 1
