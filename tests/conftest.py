@@ -20,11 +20,15 @@ TINY_MODELS: dict[str, dict[str, Any]] = {
     "classifier": {"width": 4},
     "ddpm": {"width": 8, "channel_multipliers": [1, 2], "blocks_per_level": 1, "attention_resolutions": [8],
              "timesteps": 10, "sampling_steps": 5},
+    "chairs": {"hidden": 8, "width": 4},
+    "nerf": {"depth": 2, "width": 8, "skip": 1, "samples": 4, "fine_samples": 4,
+             "position_frequencies": 2, "direction_frequencies": 1},
 }
 
 
 # data settings a family needs beyond the default fake images (two domains for the swap autoencoder)
-TINY_DATA: dict[str, dict[str, Any]] = {"swap": {"domains": [0, 1]}}
+TINY_DATA: dict[str, dict[str, Any]] = {"swap": {"domains": [0, 1]}, "chairs": {"name": "chairs"},
+                                         "nerf": {"name": "chair-views", "max_images": 4}}
 
 
 def tiny_config(family: str, model: dict[str, Any] | None = None, data: dict[str, Any] | None = None,

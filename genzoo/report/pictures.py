@@ -1,6 +1,7 @@
 """The pictures of a trained model that the report shows beside its sample grids, chosen by what the
 model can do: inputs beside reconstructions, random samples, latent interpolations, per-dimension
-traversals (for models with a N(0, I) prior, e.g. the VAE) and domain swaps. Written as PNGs to
+traversals (for models with a N(0, I) prior, e.g. the VAE) and domain swaps, and the pictures a family
+declares of itself (`pictures(data, generator)`, e.g. a chair turning, a scene's orbit). Written as PNGs to
 `RUN/pictures/` from the final (EMA, when present) weights; `genzoo latent ...` makes larger ones."""
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ def write_pictures(run: RunFolder, n: int = 8, seed: int = 0) -> list[tuple[str,
         written.append((caption, path))
 
     generator = torch.Generator().manual_seed(seed)
+    if callable(getattr(model, "pictures", None)):  # a family's pictures of itself (a rotating chair, an orbit)
+        data = build_dataset(build_config(run.read_config()).data)
+        for picture in model.pictures(data, generator):
+            save(picture.name, picture.caption, picture.images, picture.columns)
     if isinstance(model, CanGenerate):
         save("samples", "random samples", model.generate(2 * n, generator=generator), n)
     if isinstance(model, (CanReconstruct, CanTranslate)):
