@@ -228,19 +228,29 @@ def shade(boxes: Boxes, directions: Tensor, t: Tensor, normal: Tensor, box: Tens
 def render(types: Tensor, poses: Tensor, size: int, focal: float, supersample: int = 2,
            pairs_per_chunk: int = 1 << 22) -> tuple[Tensor, Tensor]:
     """Images (n, 3, size, size) in [0, 1] and masks (n, 1, size, size) in [0, 1] (coverage) of chairs
-    `types` (n, TYPE_DIM) seen by cameras `poses` (n, 4, 4) of focal length `focal` (pixels at `size`)."""
+    `types` (n, TYPE_DIM) seen by cameras `poses` (n, 4, 4) of focal length `focal` (pixels at `size`).
+    A small job runs on one thread: its many small tensor operations gain nothing from more, and on a
+    busy machine every operation would wait for the slowest thread."""
+    if len(types) != len(poses):
+        raise ValueError(f"{len(types)} chair types for {len(poses)} cameras")
     fine = size * supersample
     per_image = fine * fine
     chunk = max(1, pairs_per_chunk // (per_image * MAX_BOXES))  # images per chunk: about 4 M ray-box tests
-    images, masks = [], []
-    for start in range(0, len(types), chunk):
-        boxes = chair_boxes(types[start : start + chunk])
-        origins, directions = pixel_rays(poses[start : start + chunk], fine, fine, focal * supersample)  # (c, H', W', 3)
-        origins, directions = origins.reshape(len(origins), -1, 3), directions.reshape(len(directions), -1, 3)
-        t, normal, box = cast(boxes, origins, directions)
-        colour = shade(boxes, directions, t, normal, box)  # (c, R, 3)
-        colour = colour.reshape(-1, fine, fine, 3).permute(0, 3, 1, 2)  # (c, 3, H', W')
-        covered = torch.isfinite(t).float().reshape(-1, 1, fine, fine)  # (c, 1, H', W')
-        images.append(F.avg_pool2d(colour, supersample))
-        masks.append(F.avg_pool2d(covered, supersample))
+    threads = torch.get_num_threads()
+    if len(types) * per_image < 1 << 17:
+        torch.set_num_threads(1)
+    try:
+        images, masks = [], []
+        for start in range(0, len(types), chunk):
+            boxes = chair_boxes(types[start : start + chunk])
+            origins, directions = pixel_rays(poses[start : start + chunk], fine, fine, focal * supersample)  # (c, H', W', 3)
+            origins, directions = origins.reshape(len(origins), -1, 3), directions.reshape(len(directions), -1, 3)
+            t, normal, box = cast(boxes, origins, directions)
+            colour = shade(boxes, directions, t, normal, box)  # (c, R, 3)
+            colour = colour.reshape(-1, fine, fine, 3).permute(0, 3, 1, 2)  # (c, 3, H', W')
+            covered = torch.isfinite(t).float().reshape(-1, 1, fine, fine)  # (c, 1, H', W')
+            images.append(F.avg_pool2d(colour, supersample))
+            masks.append(F.avg_pool2d(covered, supersample))
+    finally:
+        torch.set_num_threads(threads)
     return torch.cat(images).contiguous(), torch.cat(masks).contiguous()
