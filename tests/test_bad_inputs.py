@@ -39,6 +39,10 @@ FAKE = ["data.name=fake", "data.image_size=16", "data.max_images=64", "train.ste
 VAE = ["vae", *FAKE, "model.latent_dim=4", "model.width=4"]
 GAN = ["gan", *FAKE, "model.latent_dim=8", "model.generator_width=4", "model.discriminator_width=4"]
 FMNIST = [*VAE, "data.name=fashion-mnist"]
+NERF = ["nerf", "model.depth=2", "model.width=8", "model.skip=1", "model.samples=4", "model.fine_samples=4",
+        "train.steps=1", "train.batch_size=8", "--no-progress"]
+POSED = [*NERF, "data.name=posed-images", "data.image_size=16"]
+EYE = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 3], [0, 0, 0, 1]]  # a camera 3 units up the z axis
 INCEPTION = ["--extractor", "inception", "--inception-weights"]
 FOLDER = ["vae", "model.latent_dim=4", "model.width=4", "data.name=image-folder", "data.image_size=16",
           "train.steps=1", "train.batch_size=2", "--no-progress"]
@@ -138,7 +142,8 @@ def fmnist_root(tmp: Path, images: bytes, labels: bytes, gz: bool = False) -> Pa
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> dict[str, Path]:
-    """Tiny finished runs (2 steps on fake data): vae, a wider vae (other shapes), gan, cgan, autoencoder."""
+    """Tiny finished runs (2 steps on fake data): vae, a wider vae (other shapes), gan, cgan, autoencoder; chairs
+    (on rendered chairs)."""
     from genzoo.api import train
 
     root = tmp_path_factory.mktemp("built-runs")
@@ -148,6 +153,7 @@ def built(tmp_path_factory) -> dict[str, Path]:
         "gan": tiny_config("gan"),
         "cgan": tiny_config("gan", model={"conditional": "cgan"}),
         "autoencoder": tiny_config("autoencoder"),
+        "chairs": tiny_config("chairs"),
     }
     for name, config in sources.items():
         train(config, root / name, progress=False)
@@ -196,6 +202,18 @@ class Case:
     argv: Callable[[Path, Runs], list]  # builds its files under the case folder, returns the arguments
     process: bool = False  # run as a real `python -m genzoo` process
     xfail: str | None = None  # "OWNER: ..." where the fix belongs to another part of genzoo
+
+
+def _posed(t: Path, frames: list | None = None, text: str | None = None, angle: float | None = 0.7) -> Path:
+    """A NeRF (Blender) scene folder: a.png (20 x 20) and a transforms.json of `frames` (or raw `text`)."""
+    root = files(t / "scene", {"a.png": "grey"})
+    meta = {"frames": frames, **({"camera_angle_x": angle} if angle is not None else {})}
+    (root / "transforms.json").write_text(text if text is not None else json.dumps(meta))
+    return root
+
+
+def _posed_case(**scene) -> Callable[[Path, Runs], list]:  # noqa: ANN003
+    return lambda t, r: ["train", *POSED, f"data.root={_posed(t, **scene)}", "--out", t / "new"]
 
 
 def _folder_case(table: dict[str, str], *extra: str) -> Callable[[Path, Runs], list]:
@@ -379,6 +397,34 @@ CASES = [
          lambda t, r: ["train", "cvae", *FOLDER[1:],
                        f"data.root={files(t / 'flat', {f'{i}.png': 'grey' for i in range(16)})}", "--out", t / "new"]),
     Case("sample/guidance-on-an-unconditional-model", "--guidance", lambda t, r: ["sample", r("gan"), "--guidance", "3"]),
+    # --- posed images (transforms.json) for NeRF, and the data the 3-D families need
+    Case("rays/frame-names-a-missing-image", "'gone'", _posed_case(frames=[{"file_path": "a.png", "transform_matrix": EYE},
+                                                                           {"file_path": "gone", "transform_matrix": EYE}])),
+    Case("rays/matrix-of-three-rows", "4 x 4", _posed_case(frames=[{"file_path": "a.png", "transform_matrix": EYE[:3]}])),
+    Case("rays/matrix-of-words", "4 x 4", _posed_case(frames=[{"file_path": "a.png", "transform_matrix": "identity"}])),
+    Case("rays/matrix-with-nan", "finite", _posed_case(frames=[{"file_path": "a.png",
+                                                                "transform_matrix": [[float("nan")] * 4] * 4}])),
+    Case("rays/transforms-not-json", "not valid JSON", _posed_case(text='{"frames": [')),
+    Case("rays/no-camera-angle", "camera_angle_x", _posed_case(frames=[{"file_path": "a.png", "transform_matrix": EYE}],
+                                                               angle=None)),
+    Case("rays/no-frames", "frames", _posed_case(frames=[])),
+    Case("rays/no-transforms-file", "transforms.json",
+         lambda t, r: ["train", *POSED, f"data.root={files(t / 'scene', {'a.png': 'grey'})}", "--out", t / "new"]),
+    Case("rays/no-root", "data.root", lambda t, r: ["train", *POSED, "--out", t / "new"]),
+    Case("data/nerf-without-posed-views", "posed views", lambda t, r: ["train", *NERF, *FAKE, "--out", t / "new"]),
+    Case("data/chairs-without-rendered-chairs", "data.name=chairs",
+         lambda t, r: ["train", "chairs", *FAKE, "model.hidden=8", "model.width=4", "--out", t / "new"]),
+    # --- render
+    Case("render/orbit-of-zero-frames", "--orbit", lambda t, r: ["render", r("chairs"), "--orbit", "0", "-o", t / "o.gif"],
+         process=True),
+    Case("render/a-run-that-cannot-render", "does not render", lambda t, r: ["render", r("vae"), "-o", t / "o.gif"]),
+    Case("render/output-neither-gif-nor-png", "neither a .gif", lambda t, r: ["render", r("chairs"), "-o", t / "o.mp4"]),
+    Case("render/output-in-missing-folder", "does not exist",
+         lambda t, r: ["render", r("chairs"), "-o", t / "no" / "o.gif"]),
+    Case("render/chair-it-does-not-know", "chairs 0..1",
+         lambda t, r: ["render", r("chairs"), "--chair", "99", "--orbit", "2", "-o", t / "o.gif"]),
+    Case("render/size-of-a-chairs-model", "--size", lambda t, r: ["render", r("chairs"), "--size", "64", "-o", t / "o.gif"]),
+    Case("render/not-a-run", "not a genzoo run folder", lambda t, r: ["render", t / "missing", "-o", t / "o.gif"]),
     # --- the command line itself
     Case("cli/unknown-command", "trian", lambda t, r: ["trian", "vae"]),
     Case("cli/unknown-option", "--epochs", lambda t, r: ["train", *VAE, "--epochs", "3"]),
@@ -471,7 +517,7 @@ def test_bad_input_ends_in_one_sentence_exit_2_nothing_damaged(case: Case, built
 def test_the_corpus_covers_every_command_and_is_big_enough():
     groups = {c.id.split("/")[0] for c in CASES}
     assert {"config", "yaml", "images", "fmnist", "data", "train", "resume", "sample", "eval", "report", "demo",
-            "latent", "cli"} <= groups
+            "latent", "cli", "rays", "render"} <= groups
     assert len(CASES) >= 30 and len({c.id for c in CASES}) == len(CASES)
     assert sum(c.process for c in CASES) >= 2
 

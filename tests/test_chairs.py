@@ -17,7 +17,7 @@ from genzoo.data.cameras import look_at, orbit_poses, pixel_rays, project
 from genzoo.data.chair_render import (AMBIENT, DIFFUSE, LIGHT, SHININESS, SPECULAR, Boxes, cast, chair_types, render,
                                       shade, type_class)
 from genzoo.errors import GenzooError
-from genzoo.models.chairs import unpool
+from genzoo.models.chairs import UpConvolution, unpool
 
 # ----------------------------------------------------------------------------- cameras and the renderer
 
@@ -129,9 +129,14 @@ def test_the_chairs_dataset_gives_every_factor_and_caches_its_renders(tmp_path, 
 # ----------------------------------------------------------------------------- the chairs generator
 
 
-def test_unpooling_puts_each_value_in_the_top_left_of_a_block_of_zeros():
+def test_unpooling_puts_each_value_in_the_top_left_of_a_block_of_zeros_and_up_convolution_is_unpool_then_conv():
     x = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
     assert unpool(x).tolist() == [[[[1, 0, 2, 0], [0, 0, 0, 0], [3, 0, 4, 0], [0, 0, 0, 0]]]]
+    layer = UpConvolution(3, 2)
+    x = torch.randn(2, 3, 4, 5)
+    weight = layer.conv.weight.flip(-1, -2).transpose(0, 1)  # the same 5 x 5 filters as a plain convolution's
+    expected = torch.nn.functional.leaky_relu(torch.nn.functional.conv2d(unpool(x), weight, layer.conv.bias, padding=2), 0.2)
+    assert torch.allclose(layer(x), expected, atol=1e-6) and expected.shape == (2, 2, 8, 10)
 
 
 def test_the_loss_is_squared_error_of_image_plus_weighted_mask_and_capabilities_follow_the_code(tmp_path):

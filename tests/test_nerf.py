@@ -51,6 +51,9 @@ def test_volume_rendering_of_an_opaque_sample_empty_space_and_a_uniform_medium()
     weights = [math.exp(-sigma * i) * (1 - math.exp(-sigma)) for i in range(3)] + [0.0]
     assert torch.allclose(medium["weights"][0], torch.tensor(weights), atol=1e-6)
     assert medium["opacity"].item() == pytest.approx(1 - math.exp(-3 * sigma), rel=1e-6)
+    wall = volume_rendering(torch.tensor([[sigma, sigma, sigma, 5.0]]), colour, t, background=0.0)  # ends in a wall
+    assert wall["weights"][0, 3].item() == pytest.approx(math.exp(-3 * sigma), rel=1e-6)  # what is left hits the wall
+    assert wall["opacity"].item() == pytest.approx(1.0, rel=1e-6)  # (delta_N = 1e10 must not swamp the sum before it)
 
 
 def test_hierarchical_sampling_draws_from_the_coarse_weights():

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from genzoo.api import make_trainer
 
 
-@pytest.mark.parametrize("family, ema", [("gan", 0.9), ("vae", None), ("autoencoder", 0.5)])
+@pytest.mark.parametrize("family, ema", [("gan", 0.9), ("vae", None), ("autoencoder", 0.5), ("chairs", 0.5), ("nerf", None)])
 def test_stop_and_resume_equals_straight_run(family, ema, tmp_path):
     extra = {"ema_decay": ema, "checkpoint_every": 100}
     straight = make_trainer(tiny_config(family, steps=6, **extra), tmp_path / "straight", progress=False).fit()

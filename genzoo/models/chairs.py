@@ -60,14 +60,16 @@ def unpool(x: Tensor) -> Tensor:
 
 
 class UpConvolution(nn.Module):
-    """Unpooling, then a 5 x 5 convolution and a leaky ReLU (slope 0.2)."""
+    """Unpooling, then a 5 x 5 convolution and a leaky ReLU (slope 0.2). Computed as one transposed
+    convolution of stride 2, which is the same map with the unpooled zeros skipped (4 x fewer operations;
+    `unpool` and a test show the equivalence): conv(unpool(x), W)[p] = sum_i x[i] W[p - 2 i + 2], W flipped."""
 
     def __init__(self, channels_in: int, channels_out: int) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(channels_in, channels_out, 5, padding=2)
+        self.conv = nn.ConvTranspose2d(channels_in, channels_out, 5, stride=2, padding=2, output_padding=1)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.leaky_relu(self.conv(unpool(x)), 0.2)  # (B, C', 2H, 2W)
+        return F.leaky_relu(self.conv(x), 0.2)  # (B, C', 2H, 2W)
 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:

@@ -18,7 +18,8 @@ from direction d and the density at point x; trained on posed images only (batch
 - Hierarchical sampling, Eq. 5: w^_i = w_i / sum_j w_j of the coarse network is a piecewise-constant PDF
   along the ray; N_f more samples are drawn from it by inverse transform sampling and a second "fine"
   network is evaluated at all N_c + N_f samples.
-- Loss, Eq. 6: sum over rays of ||C^_c(r) - C(r)||^2 + ||C^_f(r) - C(r)||^2 (here a mean over rays and channels).
+- Loss, Eq. 6: sum over rays of ||C^_c(r) - C(r)||^2 + ||C^_f(r) - C(r)||^2 (here a mean over rays and channels);
+  Adam with the rate decaying exponentially to a tenth of its start (Sec. 5.3: 5e-4 to 5e-5) over the run.
 The paper's ablations (Table 2) are settings: `position_frequencies: 0`, `view_dependent: false`,
 `fine_samples: 0` (one network, no hierarchical sampling).
 """
@@ -29,13 +30,13 @@ import math
 
 import torch
 import torch.nn.functional as F
-from pydantic import NonNegativeInt, PositiveInt
+from pydantic import Field, NonNegativeInt, PositiveInt
 from torch import Tensor, nn
 
 from genzoo.config import FamilyConfig
 from genzoo.data.cameras import orbit_poses, pixel_rays
 from genzoo.errors import ConfigError
-from genzoo.models.base import DataInfo, GenerativeModel, Picture
+from genzoo.models.base import DataInfo, GenerativeModel, Picture, Scheduled
 from genzoo.registry import MODELS
 
 POINTS_PER_PASS = 1 << 18  # samples evaluated at once when rendering images (memory, not results)
@@ -54,6 +55,7 @@ class NeRFConfig(FamilyConfig):
     fine_samples: NonNegativeInt = 128  # N_f, drawn from the coarse weights; 0: no hierarchical sampling
     perturb: bool = True  # stratified (random) sample positions in training; bin centres when rendering
     white_background: bool = True  # composite over white (Blender scenes), else over black
+    lr_decay: float = Field(0.1, gt=0.0, le=1.0)  # the rate falls exponentially to this fraction by the last step
 
 
 # ----------------------------------------------------------------------------- the math
@@ -79,7 +81,8 @@ def volume_rendering(sigma: Tensor, colour: Tensor, t: Tensor, background: float
     colour (R, 3), the expected depth sum_i w_i t_i (R,), the opacity sum_i w_i (R,) and weights w (R, N)."""
     delta = torch.cat([t[:, 1:] - t[:, :-1], torch.full_like(t[:, :1], 1e10)], dim=1)  # (R, N)
     optical = sigma * delta  # sigma_i delta_i: (R, N)
-    transmittance = torch.exp(-(torch.cumsum(optical, dim=1) - optical))  # T_i = exp(-sum_{j<i} sigma_j delta_j)
+    before = torch.cat([torch.zeros_like(optical[:, :1]), torch.cumsum(optical[:, :-1], dim=1)], dim=1)  # sum_{j<i}
+    transmittance = torch.exp(-before)  # T_i = exp(-sum_{j<i} sigma_j delta_j); (a cumsum minus the last 1e10 term would round)
     weights = transmittance * (1 - torch.exp(-optical))  # w_i = T_i (1 - exp(-sigma_i delta_i)): (R, N)
     opacity = weights.sum(1)  # (R,)
     rgb = (weights[..., None] * colour).sum(1) + (1 - opacity)[:, None] * background  # (R, 3)
@@ -155,6 +158,10 @@ class NeRF(GenerativeModel):
         self.coarse = RadianceField(config)
         self.fine = RadianceField(config) if config.fine_samples else None
         self.background = 1.0 if config.white_background else 0.0
+
+    def schedule(self, step: int, total: int) -> Scheduled:
+        """Sec. 5.3: the learning rate decays exponentially, to `lr_decay` of its start at the last step."""
+        return Scheduled(lr={"main": self.config.lr_decay ** (step / max(1, total))})
 
     def render_rays(self, origins: Tensor, directions: Tensor, perturb: bool = False) -> dict[str, Tensor]:
         """Colours of rays (R, 3) from the fine network (the coarse one without hierarchical sampling),
