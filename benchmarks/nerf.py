@@ -76,7 +76,7 @@ def main() -> None:
     rows, renders = [], {}
     for name in args.rows.split(","):
         settings = {"depth": args.depth, "width": args.width, "skip": args.depth // 2, "samples": args.coarse,
-                    "fine_samples": args.fine, **ABLATIONS[name]}
+                    "fine_samples": args.fine, "lr_decay_steps": args.steps, **ABLATIONS[name]}
         if settings["fine_samples"] == 0:
             settings["samples"] = args.coarse + args.fine
         config = build_config({

@@ -183,3 +183,17 @@ def test_render_writes_a_gif_of_the_orbit_and_refuses_what_cannot_render(tmp_pat
     assert code == 0 and Image.open(tmp_path / "orbit.png").size[0] > 3 * 16
     code, _, err = genzoo(capsys, "render", run, "--size", "32", "-o", tmp_path / "x.gif")
     assert code == 2 and "--size" in err
+
+
+def test_every_image_family_trains_a_step_on_rendered_chairs(tmp_path):
+    from genzoo.api import make_trainer
+    from genzoo.registry import MODELS
+
+    image_families = [name for name in MODELS.names() if name not in ("chairs", "nerf")]
+    for family in image_families:  # chairs 0 and 1 are a chair and a stool: the swap autoencoder's two domains
+        data = {"name": "chairs", "max_images": 96, **({"domains": ["chair", "stool"]} if family == "swap" else {})}
+        trainer = make_trainer(tiny_config(family, data=data), tmp_path / family, progress=False)
+        sums: dict = {}
+        trainer.train_step(sums)
+        assert sums and all(torch.isfinite(value) for value in sums.values()), family
+        trainer.lock.release()
