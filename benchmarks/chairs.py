@@ -56,9 +56,9 @@ LOSSES = {"mse": "mse", "mse + perceptual": {"mse": 1.0, "perceptual": 0.05}}
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--chairs", type=int, default=200, help="chairs in the training set (48 views each)")
+    parser.add_argument("--chairs", type=int, default=100, help="chairs in the training set (48 views each)")
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--hidden", type=int, default=256)

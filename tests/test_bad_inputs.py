@@ -205,8 +205,8 @@ class Case:
 
 
 def _posed(t: Path, frames: list | None = None, text: str | None = None, angle: float | None = 0.7) -> Path:
-    """A NeRF (Blender) scene folder: a.png (20 x 20) and a transforms.json of `frames` (or raw `text`)."""
-    root = files(t / "scene", {"a.png": "grey"})
+    """A NeRF (Blender) scene folder: a.png (20 x 20), b.jpg (32 x 32) and a transforms.json of `frames` (or raw `text`)."""
+    root = files(t / "scene", {"a.png": "grey", "b.jpg": "jpeg"})
     meta = {"frames": frames, **({"camera_angle_x": angle} if angle is not None else {})}
     (root / "transforms.json").write_text(text if text is not None else json.dumps(meta))
     return root
@@ -408,6 +408,8 @@ CASES = [
     Case("rays/no-camera-angle", "camera_angle_x", _posed_case(frames=[{"file_path": "a.png", "transform_matrix": EYE}],
                                                                angle=None)),
     Case("rays/no-frames", "frames", _posed_case(frames=[])),
+    Case("rays/frames-of-two-sizes", "one size", _posed_case(frames=[{"file_path": "a.png", "transform_matrix": EYE},
+                                                                     {"file_path": "b.jpg", "transform_matrix": EYE}])),
     Case("rays/no-transforms-file", "transforms.json",
          lambda t, r: ["train", *POSED, f"data.root={files(t / 'scene', {'a.png': 'grey'})}", "--out", t / "new"]),
     Case("rays/no-root", "data.root", lambda t, r: ["train", *POSED, "--out", t / "new"]),

@@ -71,11 +71,9 @@ def render_views(types: Tensor, azimuth: Tensor, elevation: Tensor, size: int) -
 class ChairsData(ImageData):
     """Rendered chair images with their factors (see the module docstring)."""
 
-    def __init__(self, images: Tensor, masks: Tensor, types: Tensor, chairs: Tensor, views: Tensor,
-                 azimuth: Tensor, elevation: Tensor, source: str) -> None:
+    def __init__(self, images: Tensor, masks: Tensor, types: Tensor, chairs: Tensor, views: Tensor, source: str) -> None:
         super().__init__(images, type_class(types), len(CLASSES), source=source, class_names=list(CLASSES))
         self.masks, self.types, self.chairs, self.views = masks, types, chairs, views  # (N, 1, H, W) uint8, (N, T), (N,), (N, 4)
-        self.azimuth, self.elevation = azimuth, elevation  # (N,) radians, for the true renders of other views
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -97,10 +95,6 @@ class ChairsData(ImageData):
         batch.update(type=self.types[indices], chair=self.chairs[indices], view=self.views[indices],
                      mask=self.masks[indices].float() / 255)
         return batch
-
-    def chair_type(self, chair: int | Tensor) -> Tensor:
-        """The type vectors (n, TYPE_DIM) of chairs by number (also chairs beyond this dataset's)."""
-        return chair_types(CHAIR_SEED, torch.as_tensor(chair).reshape(-1).tolist())
 
 
 def _cache_path(key: dict) -> Path:
@@ -159,4 +153,4 @@ def chairs(config: DataConfig) -> ChairsData:
            "azimuths": AZIMUTHS, "elevations": ELEVATIONS, "camera": [DISTANCE, TARGET, FOV]}
     images, masks = _load_or_render(key, types, azimuth, elevation, size)
     source = f"chairs: {count:,} renders of {int(chairs[-1]) + 1} chairs, {views} {config.split} views, {size} px"
-    return ChairsData(images, masks, types, chairs, view_code(azimuth, elevation), azimuth, elevation, source)
+    return ChairsData(images, masks, types, chairs, view_code(azimuth, elevation), source)

@@ -195,7 +195,7 @@ def posed_images(config: DataConfig) -> RayData:
         raise DataError(f"{where!r} has no camera_angle_x in (0, pi); add the horizontal field of view in radians.")
     frames = frames[: config.max_images] if config.max_images else frames
     size = config.image_size or DEFAULT_SIZE
-    images, poses = [], []
+    images, poses, width = [], [], 0
     for number, frame in enumerate(frames):
         if not isinstance(frame, dict):
             raise DataError(f"frame {number} of {where} is not a mapping; give file_path and transform_matrix.")
@@ -204,12 +204,14 @@ def posed_images(config: DataConfig) -> RayData:
         if pixels.shape[0] != pixels.shape[1]:
             raise DataError(f"frame {number} of {where} is {pixels.shape[1]} x {pixels.shape[0]} pixels; posed images must "
                             "be square.")
+        width = width if number else pixels.shape[1]  # one camera: every frame of the first frame's size
+        if pixels.shape[1] != width:
+            raise DataError(f"frame {number} of {where} is {pixels.shape[1]} pixels wide but frame 0 is {width}; give "
+                            "images of one size (one camera_angle_x).")
         image = torch.from_numpy(pixels).permute(2, 0, 1)[None]  # (1, 3, h, w)
         if image.shape[-1] != size:
             image = F.interpolate(image, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
         images.append(image.clamp(0, 1))
-        if number == 0:
-            width = pixels.shape[1]
     poses_t = torch.stack(poses)  # (N, 4, 4)
     distance = float(poses_t[:, :3, 3].norm(dim=-1).mean())
     near, far = meta.get("near", distance / 2), meta.get("far", 1.5 * distance)
