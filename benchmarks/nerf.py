@@ -13,7 +13,8 @@ rays, Adam 5e-4 decaying exponentially to 5e-5 (the paper's schedule, compressed
 Measured on `--test` cameras of the test split (other random cameras than the training ones): PSNR and
 SSIM of the rendered views against the renderer's images; training rays per second of genzoo's step and
 of a plain eager PyTorch loop (the same model, Adam and rays; alternating rounds, the fastest of each:
-benchmarks/step_speed.py); seconds to render one frame.
+benchmarks/step_speed.py); CPU time of training and of rendering one frame (one thread by default: on a
+shared machine the wall clock says more about the other load than about the work).
 Prints a table, writes JSON, a picture (true test views, then each row's renders) and an orbit GIF of
 the complete model.
 
@@ -64,6 +65,10 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--coarse", type=int, default=32)
     parser.add_argument("--fine", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (on a shared machine one wastes nothing waiting)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="take rows already measured in --out (row.json beside each run): run rows in parallel processes "
+                             "with --rows, then once more with --reuse for the table and pictures")
     parser.add_argument("--quick", action="store_true", help="smoke budget: 60 steps, 16 px, 3 test views")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/nerf"))
     parser.add_argument("--picture", type=Path, default=None, help="also copy the picture and GIF into this folder (docs/)")
@@ -71,6 +76,7 @@ def main() -> None:
     if args.quick:
         args.steps, args.size, args.test, args.views = 60, 16, 3, 10
     args.out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(args.threads)
     test = build_dataset(DataConfig(name="chair-views", split="test", max_images=args.test, image_size=args.size))
     truth = test.images  # (T, 3, s, s) in [0, 1]
     rows, renders = [], {}
@@ -86,26 +92,34 @@ def main() -> None:
                       "sample_every": args.steps, "checkpoint_every": args.steps},
         })
         run = args.out / name.replace(" ", "_")
+        if args.reuse and (run / "row.json").is_file():
+            row, model = json.loads((run / "row.json").read_text()), genzoo.load(run)
+            rows.append(row)
+            renders[name] = model.render_poses(test.poses)
+            continue
         shutil.rmtree(run, ignore_errors=True)
         trainer = make_trainer(config, run, progress=False)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         trainer.fit()
-        train_seconds = time.perf_counter() - start
+        train_seconds, train_cpu = time.perf_counter() - start, time.process_time() - cpu
         model = genzoo.load(run)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         rendered = model.render_poses(test.poses)  # (T, 3, s, s) in [0, 1]
-        render_seconds = (time.perf_counter() - start) / len(test.poses)
+        render_seconds, render_cpu = (time.perf_counter() - start) / len(test.poses), (time.process_time() - cpu) / len(test.poses)
         renders[name] = rendered
         row = {"row": name, "settings": settings, "psnr": float(psnr(rendered, truth).mean()),
                "ssim": float(ssim(rendered, truth).mean()) if args.size >= 11 else None,
-               "train_seconds": train_seconds, "render_seconds_per_frame": render_seconds}
+               "train_seconds": train_seconds, "train_cpu_seconds": train_cpu,
+               "rays_per_cpu_s": args.steps * args.batch / train_cpu, "render_seconds_per_frame": render_seconds,
+               "render_cpu_seconds_per_frame": render_cpu}
         speed = trainer_vs_plain(config)
         row.update(rays_per_s=speed["genzoo"], plain_rays_per_s=speed["plain"], speed_ratio=speed["ratio"])
         rows.append(row)
+        (run / "row.json").write_text(json.dumps(row, indent=2) + "\n")
         print(f"{name}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)), flush=True)
         if name == "complete":
             azimuth = torch.arange(36) * (2 * math.pi / 36)
-            frames = model.render(azimuth, torch.full((36,), math.radians(30)))
+            frames = model.render(azimuth, torch.full((36,), math.radians(30)), size=2 * args.size)
             save_gif(frames, args.out / "nerf_orbit.gif", 12)
 
     _print_table(rows, args)
@@ -126,12 +140,12 @@ def main() -> None:
 def _print_table(rows: list[dict], args) -> None:  # noqa: ANN001
     print(f"\nchair-views: {args.views} training cameras at {args.size} px, {args.steps} steps of {args.batch} rays; "
           f"{args.test} held-out cameras")
-    print("| row | PSNR (dB) | SSIM | train rays/s | genzoo / plain loop | render s/frame |")
-    print("|---|---|---|---|---|---|")
+    print("| row | PSNR (dB) | SSIM | train CPU min | rays / CPU s | genzoo / plain loop | render CPU s / frame |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         ssim_text = "–" if r["ssim"] is None else f"{r['ssim']:.3f}"
-        print(f"| {r['row']} | {r['psnr']:.2f} | {ssim_text} | {r['rays_per_s']:,.0f} | {r['speed_ratio']:.2f}x | "
-              f"{r['render_seconds_per_frame']:.2f} |")
+        print(f"| {r['row']} | {r['psnr']:.2f} | {ssim_text} | {r['train_cpu_seconds'] / 60:.1f} | {r['rays_per_cpu_s']:,.0f} | "
+              f"{r['speed_ratio']:.2f}x | {r['render_cpu_seconds_per_frame']:.2f} |")
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ class Boxes:
 
     centre: Tensor  # (n, K, 3)
     half: Tensor  # (n, K, 3) half-extents along the box's own axes
-    rotation: Tensor  # (n, K, 3, 3) box-to-world rotation (its columns: the box's axes)
+    rotation: Tensor  # (n, K, 3, 3) box-to-world rotation about the x axis (all chairs need; `cast` relies on it)
     colour: Tensor  # (n, K, 3) albedo in [0, 1]
 
     @property
