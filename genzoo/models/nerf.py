@@ -21,12 +21,15 @@ from direction d and the density at point x; trained on posed images only (batch
 - Loss, Eq. 6: sum over rays of ||C^_c(r) - C(r)||^2 + ||C^_f(r) - C(r)||^2 (here a mean over rays and channels);
   Adam with the rate decaying exponentially (Sec. 5.3: 5e-4 to 5e-5; by 0.1 every 250k steps in the authors' code).
 The paper's ablations (Table 2) are settings: `position_frequencies: 0`, `view_dependent: false`,
-`fine_samples: 0` (one network, no hierarchical sampling).
+`fine_samples: 0` (one network, no hierarchical sampling). `density: softplus` is the density of
+Barron et al., "Mip-NeRF" (2021), softplus(raw - 1), whose gradient never vanishes: with a ReLU a small
+network can switch its density off everywhere early on and never recover (an empty, white scene).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -55,6 +58,7 @@ class NeRFConfig(FamilyConfig):
     fine_samples: NonNegativeInt = 128  # N_f, drawn from the coarse weights; 0: no hierarchical sampling
     perturb: bool = True  # stratified (random) sample positions in training; bin centres when rendering
     white_background: bool = True  # composite over white (Blender scenes), else over black
+    density: Literal["relu", "softplus"] = "relu"  # sigma = ReLU(raw) (the paper) or softplus(raw - 1) (mip-NeRF)
     lr_decay: float = Field(0.1, gt=0.0, le=1.0)  # the rate falls exponentially by this factor every lr_decay_steps
     lr_decay_steps: PositiveInt = 250_000  # the authors' code: 5e-4 -> 5e-5 over 250k steps (and on beyond)
 
@@ -117,7 +121,7 @@ class RadianceField(nn.Module):
     def __init__(self, config: NeRFConfig) -> None:
         super().__init__()
         self.position_frequencies, self.direction_frequencies = config.position_frequencies, config.direction_frequencies
-        self.view_dependent, self.skip = config.view_dependent, config.skip
+        self.view_dependent, self.skip, self.softplus = config.view_dependent, config.skip, config.density == "softplus"
         position_dim, direction_dim = 3 * (1 + 2 * config.position_frequencies), 3 * (1 + 2 * config.direction_frequencies)
         sizes = [position_dim] + [config.width + (position_dim if 0 < self.skip == i else 0) for i in range(1, config.depth)]
         self.layers = nn.ModuleList(nn.Linear(size, config.width) for size in sizes)
@@ -134,7 +138,8 @@ class RadianceField(nn.Module):
             if 0 < self.skip == i:
                 h = torch.cat([encoded, h], dim=-1)  # the skip connection of Fig. 7
             h = F.relu(layer(h))
-        sigma = F.relu(self.density(h)).squeeze(-1)  # (...,)
+        raw = self.density(h).squeeze(-1)  # (...,)
+        sigma = F.softplus(raw - 1) if self.softplus else F.relu(raw)  # a ReLU density can die everywhere; softplus cannot
         feature = self.feature(h)
         if self.view_dependent:
             feature = torch.cat([feature, positional_encoding(d, self.direction_frequencies)], dim=-1)
