@@ -30,6 +30,9 @@ TINY_MODELS: dict[str, dict[str, Any]] = {
     "progan": {"latent_dim": 8, "width": 4, "max_width": 8, "fade_steps": 2, "stable_steps": 2},
     "stylegan": {"latent_dim": 8, "width": 4, "max_width": 8, "fade_steps": 2, "stable_steps": 2, "mapping_layers": 2,
                  "r1_every": 2},
+    "chairs": {"hidden": 8, "width": 4},
+    "nerf": {"depth": 2, "width": 8, "skip": 1, "samples": 4, "fine_samples": 4,
+             "position_frequencies": 2, "direction_frequencies": 1},
 }
 
 TINY_TEXT = Path(__file__).parent / "text" / "tiny.txt"  # 2,406 characters of plain English
@@ -42,6 +45,8 @@ TINY_DATA: dict[str, dict[str, Any]] = {
     "pix2pix": {"task": "denoise"},
     "pixelcnn": {"image_size": 8},  # sampled pixel by pixel: 64 pixels, not 256
     "char-lm": {"name": "text", "root": str(TINY_TEXT), "image_size": None, "sequence_length": 16},
+    "chairs": {"name": "chairs"},
+    "nerf": {"name": "chair-views", "max_images": 4},
 }
 
 

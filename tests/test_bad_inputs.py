@@ -39,6 +39,10 @@ FAKE = ["data.name=fake", "data.image_size=16", "data.max_images=64", "train.ste
 VAE = ["vae", *FAKE, "model.latent_dim=4", "model.width=4"]
 GAN = ["gan", *FAKE, "model.latent_dim=8", "model.generator_width=4", "model.discriminator_width=4"]
 FMNIST = [*VAE, "data.name=fashion-mnist"]
+NERF = ["nerf", "model.depth=2", "model.width=8", "model.skip=1", "model.samples=4", "model.fine_samples=4",
+        "train.steps=1", "train.batch_size=8", "--no-progress"]
+POSED = [*NERF, "data.name=posed-images", "data.image_size=16"]
+EYE = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 3], [0, 0, 0, 1]]  # a camera 3 units up the z axis
 INCEPTION = ["--extractor", "inception", "--inception-weights"]
 FOLDER = ["vae", "model.latent_dim=4", "model.width=4", "data.name=image-folder", "data.image_size=16",
           "train.steps=1", "train.batch_size=2", "--no-progress"]
@@ -147,7 +151,7 @@ def fmnist_root(tmp: Path, images: bytes, labels: bytes, gz: bool = False) -> Pa
 def built(tmp_path_factory) -> dict[str, Path]:
     """Tiny finished runs (2 steps on fake data): vae, a wider vae (other shapes), gan, cgan, autoencoder, the
     translation families (cyclegan on two blob classes, pix2pix on noisy -> clean blobs, stargan), pixelcnn (8 x 8
-    fake images), char-lm (a tiny text file), stylegan."""
+    fake images), char-lm (a tiny text file), stylegan; chairs (on rendered chairs)."""
     from genzoo.api import train
 
     root = tmp_path_factory.mktemp("built-runs")
@@ -163,6 +167,7 @@ def built(tmp_path_factory) -> dict[str, Path]:
         "pixelcnn": tiny_config("pixelcnn", sample_every=100),  # 8 x 8 images
         "char-lm": tiny_config("char-lm", sample_every=100),  # tests/text/tiny.txt
         "stylegan": tiny_config("stylegan", sample_every=100),
+        "chairs": tiny_config("chairs"),
     }
     for name, config in sources.items():
         train(config, root / name, progress=False)
@@ -211,6 +216,18 @@ class Case:
     argv: Callable[[Path, Runs], list]  # builds its files under the case folder, returns the arguments
     process: bool = False  # run as a real `python -m genzoo` process
     xfail: str | None = None  # "OWNER: ..." where the fix belongs to another part of genzoo
+
+
+def _posed(t: Path, frames: list | None = None, text: str | None = None, angle: float | None = 0.7) -> Path:
+    """A NeRF (Blender) scene folder: a.png (20 x 20), b.jpg (32 x 32) and a transforms.json of `frames` (or raw `text`)."""
+    root = files(t / "scene", {"a.png": "grey", "b.jpg": "jpeg"})
+    meta = {"frames": frames, **({"camera_angle_x": angle} if angle is not None else {})}
+    (root / "transforms.json").write_text(text if text is not None else json.dumps(meta))
+    return root
+
+
+def _posed_case(**scene) -> Callable[[Path, Runs], list]:  # noqa: ANN003
+    return lambda t, r: ["train", *POSED, f"data.root={_posed(t, **scene)}", "--out", t / "new"]
 
 
 def _folder_case(table: dict[str, str], *extra: str) -> Callable[[Path, Runs], list]:
@@ -458,8 +475,8 @@ CASES = [
     Case("complete/images-folder-missing", "does not exist", lambda t, r: ["complete", r("pixelcnn"), t / "photos", "--rows", "4"]),
     Case("complete/images-folder-without-images", "holds no images",
          lambda t, r: ["complete", r("pixelcnn"), files(t / "photos", {"notes.txt": "text"}), "--rows", "4"]),
-    Case("complete/output-in-missing-folder", "does not exist",
-         lambda t, r: ["complete", r("pixelcnn"), "--rows", "4", "-o", t / "no" / "c.png"]),
+    Case("complete/output-under-a-file", "is a file",
+         lambda t, r: ["complete", r("pixelcnn"), "--rows", "4", "-o", _write(t / "no", b"x") / "c.png"]),
     Case("eval/image-metrics-of-a-text-model", "--metrics nll", lambda t, r: ["eval", r("char-lm"), "--metrics", "fid", "-n", "200"]),
     Case("train/image-metrics-during-text-training", "--metrics nll",
          lambda t, r: ["train", "char-lm", "data.name=text", f"data.root={_write(t / 'a.txt', b'x' * 500)}", "train.eval_every=1",
@@ -579,6 +596,36 @@ CASES = [
          lambda t, r: ["latent", "interpolate", r("gan"), "--space", "w", "-o", t / "i.png"]),
     Case("latent/unknown-space", "unknown latent space",
          lambda t, r: ["latent", "interpolate", r("stylegan"), "--space", "s", "-o", t / "i.png"]),
+    # --- posed images (transforms.json) for NeRF, and the data the 3-D families need
+    Case("rays/frame-names-a-missing-image", "'gone'", _posed_case(frames=[{"file_path": "a.png", "transform_matrix": EYE},
+                                                                           {"file_path": "gone", "transform_matrix": EYE}])),
+    Case("rays/matrix-of-three-rows", "4 x 4", _posed_case(frames=[{"file_path": "a.png", "transform_matrix": EYE[:3]}])),
+    Case("rays/matrix-of-words", "4 x 4", _posed_case(frames=[{"file_path": "a.png", "transform_matrix": "identity"}])),
+    Case("rays/matrix-with-nan", "finite", _posed_case(frames=[{"file_path": "a.png",
+                                                                "transform_matrix": [[float("nan")] * 4] * 4}])),
+    Case("rays/transforms-not-json", "not valid JSON", _posed_case(text='{"frames": [')),
+    Case("rays/no-camera-angle", "camera_angle_x", _posed_case(frames=[{"file_path": "a.png", "transform_matrix": EYE}],
+                                                               angle=None)),
+    Case("rays/no-frames", "frames", _posed_case(frames=[])),
+    Case("rays/frames-of-two-sizes", "one size", _posed_case(frames=[{"file_path": "a.png", "transform_matrix": EYE},
+                                                                     {"file_path": "b.jpg", "transform_matrix": EYE}])),
+    Case("rays/no-transforms-file", "transforms.json",
+         lambda t, r: ["train", *POSED, f"data.root={files(t / 'scene', {'a.png': 'grey'})}", "--out", t / "new"]),
+    Case("rays/no-root", "data.root", lambda t, r: ["train", *POSED, "--out", t / "new"]),
+    Case("data/nerf-without-posed-views", "posed views", lambda t, r: ["train", *NERF, *FAKE, "--out", t / "new"]),
+    Case("data/chairs-without-rendered-chairs", "data.name=chairs",
+         lambda t, r: ["train", "chairs", *FAKE, "model.hidden=8", "model.width=4", "--out", t / "new"]),
+    # --- render
+    Case("render/orbit-of-zero-frames", "--orbit", lambda t, r: ["render", r("chairs"), "--orbit", "0", "-o", t / "o.gif"],
+         process=True),
+    Case("render/a-run-that-cannot-render", "does not render", lambda t, r: ["render", r("vae"), "-o", t / "o.gif"]),
+    Case("render/output-neither-gif-nor-png", "neither a .gif", lambda t, r: ["render", r("chairs"), "-o", t / "o.mp4"]),
+    Case("render/output-under-a-file", "is a file",
+         lambda t, r: ["render", r("chairs"), "-o", _write(t / "no", b"x") / "o.gif"]),
+    Case("render/chair-it-does-not-know", "chairs 0..1",
+         lambda t, r: ["render", r("chairs"), "--chair", "99", "--orbit", "2", "-o", t / "o.gif"]),
+    Case("render/size-of-a-chairs-model", "--size", lambda t, r: ["render", r("chairs"), "--size", "64", "-o", t / "o.gif"]),
+    Case("render/not-a-run", "not a genzoo run folder", lambda t, r: ["render", t / "missing", "-o", t / "o.gif"]),
     # --- the command line itself
     Case("cli/unknown-command", "trian", lambda t, r: ["trian", "vae"]),
     Case("cli/unknown-option", "--epochs", lambda t, r: ["train", *VAE, "--epochs", "3"]),
@@ -678,7 +725,7 @@ def test_bad_input_ends_in_one_sentence_exit_2_nothing_damaged(case: Case, built
 def test_the_corpus_covers_every_command_and_is_big_enough():
     groups = {c.id.split("/")[0] for c in CASES}
     assert {"config", "yaml", "images", "fmnist", "text", "paired", "target", "data", "train", "resume", "sample", "eval", "report", "demo",
-            "latent", "cli", "stylize", "attack", "translate", "complete"} <= groups
+            "latent", "cli", "stylize", "attack", "translate", "complete", "rays", "render"} <= groups
     assert len(CASES) >= 30 and len({c.id for c in CASES}) == len(CASES)
     assert sum(c.process for c in CASES) >= 2
 

@@ -88,8 +88,8 @@ def check_contract(config, tmp_path):
 
 
 def _input(batch):
-    """The model input of a batch: images (or domain a's), or tokens."""
-    return next(batch[key] for key in ("image", "a", "source", "tokens") if key in batch)
+    """The model input of a batch: images (or domain a's), or tokens; None for a batch of rays."""
+    return next((batch[key] for key in ("image", "a", "source", "tokens") if key in batch), None)
 
 
 def _labels(model, batch):
@@ -104,6 +104,7 @@ CALLS = {  # how the contract calls each capability on a batch of 8
     "complete": lambda model, batch: model.complete(_input(batch), _top_half(_input(batch)), generator=torch.Generator().manual_seed(3)),
     "predict": lambda model, batch: model.predict(_input(batch)),
     "nll": lambda model, batch: model.nll(batch, generator=torch.Generator().manual_seed(3)),
+    "render": lambda model, batch: model.render(torch.tensor([0.0, 2.0, 4.0]), torch.tensor([0.2, 0.4, 0.6])),
 }
 
 
@@ -141,4 +142,6 @@ CHECKS = {
     "encode": lambda model, out, x: out.ndim == 2 and out.shape[0] == len(x) or pytest.fail("encode is not (B, D)"),
     "predict": lambda model, out, x: out.shape == (len(x), model.num_classes) or pytest.fail("predict is not (B, K)"),
     "nll": lambda model, out, x: (out.shape == (len(x),) and bool((out > 0).all())) or pytest.fail("nll is not (B,) > 0"),
+    "render": lambda model, out, x: (out.shape == (3, model.info.channels, model.info.image_size, model.info.image_size)
+                                     and out.min() >= -1 and out.max() <= 1) or pytest.fail("render is not 3 views in [-1, 1]"),
 }

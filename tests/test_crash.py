@@ -5,8 +5,9 @@ through (CPU, deterministic mode, fp32), and its log has every step exactly once
 
 Each process spends ~5 s importing before it trains, so the default suite kills each family 3 times
 (the GAN and the VAE run side by side); the `slow` test kills each family 12 times (also the translation
-families, the PixelCNN, the character LSTM, and a StyleGAN that grows through three resolutions during the run:
-kills land before, during and after fade-ins).
+families, the PixelCNN, the character LSTM, a StyleGAN that grows through three resolutions during the run:
+kills land before, during and after fade-ins; the chairs generator (rendered, cached data) and NeRF (random
+samples along its rays in every step)).
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ from genzoo.api import make_trainer
 FAMILIES = {"gan": ["train.ema_decay=0.9"], "vae": [], "pix2pix": [], "cyclegan": ["train.ema_decay=0.9"], "stargan": [],
             "pixelcnn": ["train.ema_decay=0.9"], "char-lm": ["model.dropout=0.1"],
             "stylegan": ["train.ema_decay=0.9", "data.pad_to=null", "model.fade_steps=40", "model.stable_steps=40",
-                         "model.r1_every=4"]}
+                         "model.r1_every=4"],
+            "chairs": ["data.name=chairs", "train.ema_decay=0.9"],  # rendered data, a cache
+            "nerf": ["data.name=chair-views", "data.max_images=8"]}  # random samples along rays in every step
 DEFAULT = ("gan", "vae")  # killed 3 times each in the default suite; every family 12 times in the slow test
 IMAGES = ["data.name=fake", "data.image_size=16", "data.max_images=64"]
 TRAIN = ["train.batch_size=8", "train.log_every=1", "train.sample_every=50", "train.checkpoint_every=3",

@@ -13,7 +13,8 @@ from genzoo.api import make_trainer
 
 
 @pytest.mark.parametrize("family, ema", [("gan", 0.9), ("vae", None), ("autoencoder", 0.5), ("pix2pix", None),
-                                         ("stargan", 0.5), ("pixelcnn", 0.5), ("char-lm", None)])
+                                         ("stargan", 0.5), ("pixelcnn", 0.5), ("char-lm", None),
+                                         ("chairs", 0.5), ("nerf", None)])
 def test_stop_and_resume_equals_straight_run(family, ema, tmp_path):
     """Runs of 2, 4 and 6 steps: a rate schedule over the run's length would differ between them, so StarGAN's
     decay is off here (schedules across a stop and resume: test_trainer.py; cyclegan, with its history pool and

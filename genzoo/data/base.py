@@ -40,6 +40,9 @@ KEY_SOURCES = {
     "source_label": "a labelled source and an unlabelled target: data.target=NAME beside a labelled data.name",
     "target": "a labelled source and an unlabelled target: data.target=NAME beside a labelled data.name",
     "tokens": "a text dataset (data.name=fortunes, or data.name=text data.root=FILE)",
+    "origin": "posed views as rays (data.name=chair-views, or data.name=posed-images data.root=FOLDER with a transforms.json)",
+    "direction": "posed views as rays (data.name=chair-views, or data.name=posed-images data.root=FOLDER with a transforms.json)",
+    "colour": "posed views as rays (data.name=chair-views, or data.name=posed-images data.root=FOLDER with a transforms.json)",
 }
 
 

@@ -25,6 +25,12 @@ class DataInfo:
     vocabulary: str | None = None  # text: the characters in token order; None with vocab_size 256: bytes
     vocab_size: int | None = None  # text: number of distinct tokens
     sequence_length: int | None = None  # text: tokens a model reads per window (a batch holds one more)
+    num_types: int | None = None  # rendered objects: distinct objects (e.g. chairs) behind the images
+    type_dim: int | None = None  # rendered objects: length of an object's type-parameter vector (batch key "type")
+    focal: float | None = None  # rays: focal length of the cameras, in pixels at image_size
+    near: float | None = None  # rays: distance along a ray where the scene begins
+    far: float | None = None  # rays: distance along a ray where the scene ends
+    camera_distance: float | None = None  # rays: distance of the cameras from the scene's centre (orbits for rendering)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values, without the fields left unset."""

@@ -17,14 +17,16 @@ The trainer knows only this interface. A family declares:
 - `ema_modules`: the submodules whose weights get an exponential moving average;
 - `preview(batch, n)`: what a sample grid shows (images, text, or nothing);
 - capabilities, only where true: `generate`, `reconstruct`, `encode`, `translate`, `complete`,
-  `predict`, `nll` (with a `likelihood` that states its units).
+  `predict`, `nll` (with a `likelihood` that states its units), `render` (an object or scene seen from
+  given viewpoints);
+- `pictures(data, generator)`: pictures of its own for the report, beside those chosen by capability.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, Union, runtime_checkable
+from typing import Any, ClassVar, NamedTuple, Protocol, Union, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -33,10 +35,19 @@ from genzoo.config import FamilyConfig
 from genzoo.data.info import DataInfo
 from genzoo.errors import GenzooError
 
-__all__ = ["CAPABILITIES", "DataInfo", "GenerativeModel", "GroupSettings", "Likelihood", "Phase", "Scheduled",
+__all__ = ["CAPABILITIES", "DataInfo", "GenerativeModel", "GroupSettings", "Likelihood", "Phase", "Picture", "Scheduled",
            "capabilities", "class_labels", "swap_rows"]
 
 Preview = Union[Tensor, list[str], None]  # images (n, C, H, W) in [-1, 1], lines of text, or nothing to show
+
+
+class Picture(NamedTuple):
+    """One picture a family makes of itself for the report (`pictures(data, generator)`)."""
+
+    name: str  # file name without extension, e.g. "rotation"
+    caption: str
+    images: Tensor  # (n, C, H, W) in [-1, 1], laid out as a grid
+    columns: int
 
 
 @dataclass(frozen=True)
@@ -215,9 +226,16 @@ class CanNLL(Protocol):
         """Negative log-likelihood (or its bound, see `likelihood`) in nats per item, (B,)."""
 
 
+@runtime_checkable
+class CanRender(Protocol):
+    def render(self, azimuth: Tensor, elevation: Tensor) -> Tensor:
+        """Views of the model's object or scene from cameras on an orbit, azimuth and elevation (B,) in
+        radians (`genzoo.data.cameras`): (B, C, H, W) images in [-1, 1]."""
+
+
 CAPABILITIES: dict[str, type] = {"generate": CanGenerate, "reconstruct": CanReconstruct, "encode": CanEncode,
                                  "translate": CanTranslate, "complete": CanComplete, "predict": CanPredict,
-                                 "nll": CanNLL}
+                                 "nll": CanNLL, "render": CanRender}
 
 
 def capabilities(model: nn.Module | type) -> list[str]:

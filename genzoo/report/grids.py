@@ -1,4 +1,4 @@
-"""Image grids: one way to lay out and write (n, C, H, W) images in [-1, 1] as a PNG.
+"""Image grids: one way to lay out and write (n, C, H, W) images in [-1, 1] as a PNG; and animations (GIF).
 
 The layout is torchvision's `make_grid` (tiles in rows of `columns`, 1 px of black between and around
 them, grey images shown as RGB), written here with torch and PIL so that `genzoo sample` does not pay
@@ -97,3 +97,20 @@ def save_images(images: Tensor, folder: Path) -> list[Path]:
         atomic_write(path, lambda tmp, array=array: Image.fromarray(array).save(tmp, format="png"))
         paths.append(path)
     return paths
+
+
+def save_gif(frames: Tensor, path: Path, frames_per_second: float = 20.0) -> None:
+    """Write frames (n, C, H, W) in [-1, 1] as a looping animated GIF, atomically."""
+    from PIL import Image
+
+    pixels = ((frames.detach().float().clamp(-1, 1).cpu() + 1) * 127.5).round().byte()  # (n, C, H, W)
+    if pixels.shape[1] == 1:
+        pixels = pixels.expand(-1, 3, -1, -1)
+    images = [Image.fromarray(frame.permute(1, 2, 0).numpy()) for frame in pixels]
+    duration = max(20, round(1000 / frames_per_second))  # ms per frame (GIF stores hundredths of a second)
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise GenzooError(f"cannot create folder {str(Path(path).parent)!r} ({error.strerror or error}); choose another -o.") from None
+    atomic_write(Path(path), lambda tmp: images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
+                                                        duration=duration, loop=0))

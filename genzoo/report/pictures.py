@@ -3,7 +3,8 @@ model can do: inputs beside reconstructions, random samples, latent interpolatio
 traversals (for models with a N(0, I) prior, e.g. the VAE), domain swaps and translations (input, output,
 target for paired data; both directions and the cycles back for two unpaired domains; every domain for
 StarGAN), completed images; for a style-based generator (a space W of mapped codes) interpolations in w, a
-style-mixing grid and a truncation (psi) sweep; for a text model, text at several temperatures (`samples.txt`).
+style-mixing grid and a truncation (psi) sweep; for a text model, text at several temperatures (`samples.txt`); and the pictures a family
+declares of itself (`pictures(data, generator)`, e.g. a chair turning, a scene's orbit).
 Written as PNGs to `RUN/pictures/` from the final (EMA, when present) weights; `genzoo latent ...` makes larger ones."""
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ def write_pictures(run: RunFolder, n: int = 8, seed: int = 0) -> list[tuple[str,
         path = folder / "samples.txt"
         atomic_write_text(path, text_at_temperatures(model, 3, seed=seed))
         return [("samples at temperatures 0.5, 0.8 and 1, and the most likely text of a beam search", path)]
+    if callable(getattr(model, "pictures", None)):  # a family's pictures of itself (a rotating chair, an orbit)
+        data = build_dataset(build_config(run.read_config()).data)
+        for picture in model.pictures(data, generator):
+            save(picture.name, picture.caption, picture.images, picture.columns)
     if isinstance(model, CanGenerate):
         save("samples", "random samples", model.generate(2 * n, generator=generator), n)
     if isinstance(model, (CanReconstruct, CanTranslate)):
