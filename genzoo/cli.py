@@ -105,11 +105,14 @@ def sample(
     sampler: Annotated[Optional[str], typer.Option(help="Diffusion sampler: ddpm or ddim \\[default: the run's].", show_default=False)] = None,
     eta: Annotated[Optional[float], typer.Option(help="DDIM noise: 0 deterministic, 1 like DDPM \\[default: the run's].", show_default=False)] = None,
     guidance: Annotated[Optional[float], typer.Option(help="Classifier-free guidance scale of a conditional diffusion model (1 = conditional).", show_default=False)] = None,
+    prompt: Annotated[Optional[str], typer.Option(help="The prompt of a text-to-image model, for all n images.", show_default=False)] = None,
+    prompts: Annotated[Optional[Path], typer.Option(help="A text file of prompts, one per line: n images of each, a row per prompt, the prompt beside it.", show_default=False)] = None,
 ) -> None:
     """Draw new images from a trained model and save them as one grid.
 
     Examples: genzoo sample runs/dcgan -n 64 -o grid.png --truncation 0.7;  genzoo sample runs/cgan --labels 7;
-    genzoo sample runs/ddpm --sampler ddim --steps 50;  genzoo sample runs/ddpm-cfg --guidance 3
+    genzoo sample runs/ddpm --sampler ddim --steps 50;  genzoo sample runs/ddpm-cfg --guidance 3;
+    genzoo sample runs/latent-diffusion-shapes --prompt "a small red circle left of a large blue square" -n 16 --guidance 4
     """
     import inspect
     import torch
@@ -118,6 +121,13 @@ def sample(
     from genzoo.models.base import CanGenerate, capabilities
     from genzoo.report.grids import output_path, save_grid
 
+    texts = None
+    if prompt is not None or prompts is not None:  # text to image: checked before the model is loaded
+        from genzoo.report.prompts import read_prompts, save_prompt_figure
+
+        if prompt is not None and prompts is not None:
+            raise GenzooError("give --prompt or --prompts, not both.")
+        texts = [prompt] if prompt is not None else read_prompts(prompts)
     model = load(run, ema=ema)
     if not isinstance(model, CanGenerate):
         raise GenzooError(f"{run} is a {type(model).__name__} run, which cannot generate new images "
@@ -137,10 +147,19 @@ def sample(
         except ValueError:
             raise GenzooError(f"--labels {labels!r} is not a class index or a comma list of them, e.g. --labels 3.") from None
         options["labels"] = torch.tensor(values * n if len(values) == 1 else values)
-    images = model.generate(n, generator=torch.Generator().manual_seed(seed), **options)  # (n, C, H, W)
+    if texts is not None:
+        if "prompts" not in accepted:
+            raise GenzooError(f"a {type(model).__name__} model takes no prompts; drop --prompt/--prompts, or sample a "
+                              "text-to-image run (latent-diffusion, gan-cls).")
+        options["prompts"] = [text for text in texts for _ in range(n)]
+    count = n * len(texts or [None])
+    images = model.generate(count, generator=torch.Generator().manual_seed(seed), **options)  # (count, C, H, W)
     output = output_path(output)
-    save_grid(images, output)
-    out.print(f"wrote {n} samples{' (EMA weights)' if getattr(model, 'uses_ema', False) else ''} to [bold]{output}[/]")
+    if prompts is not None:  # a row per prompt, the prompt beside it
+        save_prompt_figure(images, texts, output)
+    else:
+        save_grid(images, output)
+    out.print(f"wrote {count} samples{' (EMA weights)' if getattr(model, 'uses_ema', False) else ''} to [bold]{output}[/]")
 
 
 @app.command("eval")

@@ -20,11 +20,19 @@ TINY_MODELS: dict[str, dict[str, Any]] = {
     "classifier": {"width": 4},
     "ddpm": {"width": 8, "channel_multipliers": [1, 2], "blocks_per_level": 1, "attention_resolutions": [8],
              "timesteps": 10, "sampling_steps": 5},
+    "autoencoder-kl": {"width": 4, "channel_multipliers": [1, 2], "downsampling": 2, "latent_channels": 2,
+                       "adversarial_weight": 0.5, "discriminator_width": 4},
+    "latent-diffusion": {"first_stage": None, "width": 8, "channel_multipliers": [1, 2], "blocks_per_level": 1,
+                         "attention_resolutions": [8], "attention_heads": 1, "timesteps": 10, "sampling_steps": 5,
+                         "text_width": 8, "text_depth": 1, "text_heads": 1},
+    "gan-cls": {"latent_dim": 8, "text_dim": 8, "generator_width": 4, "discriminator_width": 4, "text_width": 8,
+                "text_depth": 1, "text_heads": 1},
 }
 
 
 # data settings a family needs beyond the default fake images (two domains for the swap autoencoder)
-TINY_DATA: dict[str, dict[str, Any]] = {"swap": {"domains": [0, 1]}}
+TINY_DATA: dict[str, dict[str, Any]] = {"swap": {"domains": [0, 1]}, "latent-diffusion": {"name": "shapes"},
+                                         "gan-cls": {"name": "shapes"}}
 
 
 def tiny_config(family: str, model: dict[str, Any] | None = None, data: dict[str, Any] | None = None,

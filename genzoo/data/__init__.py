@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from genzoo.config import DataConfig
 from genzoo.data import digits, faces, fake, fashion_mnist, image_folder, toy  # noqa: F401  (registers the datasets)
+from genzoo.data import captions, shapes  # noqa: F401  (captioned datasets: fashion-mnist-captions, shapes)
 from genzoo.data.base import BatchStream, DomainData, ImageData, conform, split_domains
 from genzoo.registry import DATASETS
 

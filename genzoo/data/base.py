@@ -34,6 +34,7 @@ KEY_SOURCES = {
     "index": "a dataset of stored images (not data.domains)",
     "a": "two domains: data.domains=[A, B] names two classes or class sub-folders",
     "b": "two domains: data.domains=[A, B] names two classes or class sub-folders",
+    "caption": "a captioned dataset (data.name=shapes or data.name=fashion-mnist-captions)",  # (B, L) word tokens, genzoo.data.captions
 }
 
 

@@ -1,6 +1,7 @@
 """The pictures of a trained model that the report shows beside its sample grids, chosen by what the
 model can do: inputs beside reconstructions, random samples, latent interpolations, per-dimension
-traversals (for models with a N(0, I) prior, e.g. the VAE) and domain swaps. Written as PNGs to
+traversals (for models with a N(0, I) prior, e.g. the VAE), domain swaps, and prompts beside their samples
+(text-to-image models, `genzoo.report.prompts`). Written as PNGs to
 `RUN/pictures/` from the final (EMA, when present) weights; `genzoo latent ...` makes larger ones."""
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ def write_pictures(run: RunFolder, n: int = 8, seed: int = 0) -> list[tuple[str,
     from genzoo.config import build_config
     from genzoo.data import build_dataset
     from genzoo.latent import interpolation_grid, latent_space, traversal
+    from genzoo.metrics.prompts import accepts_prompts
     from genzoo.models.base import CanGenerate, CanReconstruct, CanTranslate, swap_rows
+    from genzoo.report.prompts import prompt_pictures
 
     model = load(run.path)
     folder = run.path / "pictures"
@@ -35,6 +38,10 @@ def write_pictures(run: RunFolder, n: int = 8, seed: int = 0) -> list[tuple[str,
     generator = torch.Generator().manual_seed(seed)
     if isinstance(model, CanGenerate):
         save("samples", "random samples", model.generate(2 * n, generator=generator), n)
+    if accepts_prompts(model):  # text to image: prompts beside their samples, held-out combinations too
+        data = build_dataset(build_config(run.read_config()).data)
+        for name, caption, picture in prompt_pictures(model, data.grammar, generator):
+            save(name, caption, picture, 1)
     if isinstance(model, (CanReconstruct, CanTranslate)):
         data = build_dataset(build_config(run.read_config()).data)
         batch = data.batch(torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n])
