@@ -57,3 +57,23 @@ def _seed_and_threads():
 def _private_cache(tmp_path_factory, monkeypatch):
     """Reference statistics go to a per-test cache, never to the user's ~/.cache."""
     monkeypatch.setenv("GENZOO_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="session")
+def tiny_first_stage(tmp_path_factory):
+    """A tiny autoencoder-kl run (2 steps, with EMA weights) on 16 x 16 shapes: the first stage of latent-diffusion tests."""
+    from genzoo.train.trainer import Trainer
+
+    out = tmp_path_factory.mktemp("first-stage") / "autoencoder-kl"
+    return Trainer(tiny_config("autoencoder-kl", data={"name": "shapes"}, ema_decay=0.5), out, progress=False).fit().path
+
+
+@pytest.fixture(scope="session")
+def tiny_text_runs(tmp_path_factory, tiny_first_stage):
+    """Tiny finished text-to-image runs (2 steps, no report): latent-diffusion on the tiny first stage, gan-cls."""
+    from genzoo.train.trainer import Trainer
+
+    root = tmp_path_factory.mktemp("text-runs")
+    configs = {"latent-diffusion": tiny_config("latent-diffusion", model={"first_stage": str(tiny_first_stage)}),
+               "gan-cls": tiny_config("gan-cls"), "autoencoder-kl": tiny_config("autoencoder-kl", data={"name": "shapes"})}
+    return {name: Trainer(config, root / name, progress=False).fit().path for name, config in configs.items()}

@@ -26,7 +26,7 @@ import math
 
 import torch
 import torch.nn.functional as F
-from pydantic import NonNegativeFloat, NonNegativeInt, PositiveInt, model_validator
+from pydantic import NonNegativeFloat, NonNegativeInt, PositiveInt, field_validator
 from torch import Tensor, nn
 
 from genzoo.errors import ConfigError
@@ -44,21 +44,19 @@ class AutoencoderKLConfig(ReconstructionConfig):
     downsampling: PositiveInt = 4  # f: the latent image is (H/f, W/f); a power of two
     latent_channels: PositiveInt = 3  # c (Rombach et al.: c = 3 at f = 4)
     width: PositiveInt = 32  # channels of the first level
-    channel_multipliers: tuple[PositiveInt, ...] = (1, 2, 2)  # one per level: log2(f) + 1 entries
+    channel_multipliers: tuple[PositiveInt, ...] = (1, 2, 2)  # channels of level i = width * m_i; log2(f) + 1 levels
     blocks_per_level: PositiveInt = 1
     kl_weight: NonNegativeFloat = 1e-6  # w_KL on the summed KL (Rombach et al., Appendix G)
     adversarial_weight: NonNegativeFloat = 0.0  # w_adv of the patch discriminator's term; 0: no discriminator
     adversarial_start: NonNegativeInt = 0  # the step from which the decoder takes the adversarial term
     discriminator_width: PositiveInt = 32
 
-    @model_validator(mode="after")
-    def _levels_match_the_factor(self) -> AutoencoderKLConfig:
-        levels = math.log2(self.downsampling)
-        if levels != int(levels):
-            raise ValueError("downsampling must be a power of two (1, 2, 4, 8)")
-        if len(self.channel_multipliers) != int(levels) + 1:
-            raise ValueError(f"channel_multipliers needs log2(downsampling) + 1 = {int(levels) + 1} entries")
-        return self
+    @field_validator("downsampling")
+    @classmethod
+    def _power_of_two(cls, factor: int) -> int:
+        if factor & (factor - 1):
+            raise ValueError("the downsampling factor must be a power of two (1, 2, 4, 8)")
+        return factor
 
 
 # ----------------------------------------------------------------------------- networks
@@ -156,6 +154,11 @@ class AutoencoderKL(GenerativeModel):
 
     def __init__(self, config: AutoencoderKLConfig, info: DataInfo) -> None:
         super().__init__(config, info)
+        levels = int(math.log2(config.downsampling)) + 1
+        if len(config.channel_multipliers) != levels:
+            raise ConfigError(f"model.channel_multipliers has {len(config.channel_multipliers)} entries and downsampling "
+                              f"{config.downsampling} needs log2({config.downsampling}) + 1 = {levels}, one per level; "
+                              "give that many.")
         if info.image_size % config.downsampling:
             raise ConfigError(f"data.image_size={info.image_size} is not a multiple of model.downsampling="
                               f"{config.downsampling}; choose sizes that divide (e.g. 32 with f = 4).")
