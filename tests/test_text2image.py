@@ -10,17 +10,19 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_config
+from conftest import single_thread, tiny_config
 from PIL import Image
 from safetensors.torch import load_file
 
 import genzoo
-from genzoo.config import DataConfig, build_config
+from genzoo.config import DataConfig
 from genzoo.data import build_dataset
 from genzoo.data.captions import FashionGrammar, Tokenizer, fashion_attributes
 from genzoo.data.shapes import HELD_OUT, WORDS, ShapesGrammar, draw_scenes, parse, render
 from genzoo.errors import GenzooError
 from genzoo.losses import ImageLoss
+from genzoo.metrics.context import EvalContext
+from genzoo.metrics.evaluate import compute
 from genzoo.metrics.features import load_features
 from genzoo.metrics.prompts import prompt_accuracy
 from genzoo.models.autoencoder_kl import first_stage_losses
@@ -33,17 +35,24 @@ from genzoo.train.trainer import Trainer
 from test_cli import genzoo as cli
 from test_contract import check_contract
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with single_thread():
+        yield
+
+
 # ----------------------------------------------------------------------------- captions <-> pixels, on real data
 
 
 def test_shapes_captions_are_measured_back_from_the_images_they_describe():
-    data = build_dataset(DataConfig(name="shapes", split="test", max_images=600))
+    data = build_dataset(DataConfig(name="shapes", split="test", max_images=400))
     indices = torch.arange(len(data))
     judged = data.grammar.judge(data.batch(indices)["image"], data.texts(indices))
     for attribute, values in judged.items():  # >= 99% asked; every attribute of every caption holds
         assert torch.nanmean(values).item() == 1.0, attribute
-    assert judged["relation"].isnan().float().mean().item() == pytest.approx(0.5, abs=0.06)  # half the scenes have one shape
-    held_out = draw_scenes(200, torch.Generator().manual_seed(5), held_out=True)  # combinations training never shows
+    assert judged["relation"].isnan().float().mean().item() == pytest.approx(0.5, abs=0.08)  # half the scenes have one shape
+    held_out = draw_scenes(100, torch.Generator().manual_seed(5), held_out=True)  # combinations training never shows
     images = render(held_out, 32, torch.Generator().manual_seed(6)).float() / 127.5 - 1
     assert all(torch.nanmean(v).item() == 1.0 for v in ShapesGrammar().judge(images, held_out.captions()).values())
 
@@ -242,7 +251,10 @@ def test_latent_diffusion_on_a_first_stage_passes_the_contract(tiny_first_stage,
     assert torch.equal(model.first_stage.decoder.last.weight, first["ema.decoder.last.weight"])  # its EMA weights, frozen
     assert sorted(p.name for p in (tmp_path / "run" / "pictures").glob("prompts-*.png")) == ["prompts-held-out.png",
                                                                                             "prompts-seen.png"]
-    scores = genzoo.evaluate(tmp_path / "run", ["prompt-accuracy"], split="test", num_samples=6, use_cache=False)
+    real = build_dataset(tiny_config("latent-diffusion").data)
+    context = EvalContext(load_features("fmnist"), real, {"dataset": "shapes"}, 8, None, 6, model=model, seed=0,
+                          protocol={"ema": True, "sampler": model.sampling_protocol()}, use_cache=False)
+    scores = compute(context, ["prompt-accuracy"])
     names = {s.name for s in scores}
     assert {"prompt-accuracy-seen", "prompt-accuracy-held-out", "prompt-relation-held-out"} <= names
     assert all(0 <= s.value <= 1 and s.protocol["grammar"] == "shapes" for s in scores)
@@ -252,9 +264,9 @@ def test_latent_diffusion_on_a_first_stage_passes_the_contract(tiny_first_stage,
 def test_stop_and_resume_equals_a_straight_run(family, model, tiny_first_stage, tmp_path):
     model = {"first_stage": str(tiny_first_stage)} if model == "first stage" else model
     extra = {"ema_decay": 0.9, "checkpoint_every": 100, "sample_every": 100}
-    straight = Trainer(tiny_config(family, model=model, steps=4, **extra), tmp_path / "straight", progress=False).fit()
-    Trainer(tiny_config(family, model=model, steps=2, **extra), tmp_path / "resumed", progress=False).fit()
-    resumed = Trainer(tiny_config(family, model=model, steps=4, **extra), tmp_path / "resumed", resume=True, progress=False).fit()
+    straight = Trainer(tiny_config(family, model=model, steps=3, **extra), tmp_path / "straight", progress=False).fit()
+    Trainer(tiny_config(family, model=model, steps=1, **extra), tmp_path / "resumed", progress=False).fit()
+    resumed = Trainer(tiny_config(family, model=model, steps=3, **extra), tmp_path / "resumed", resume=True, progress=False).fit()
     expected, got = load_file(str(straight.weights)), load_file(str(resumed.weights))
     assert expected.keys() == got.keys()
     for key in expected:
