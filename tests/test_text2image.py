@@ -25,7 +25,7 @@ from genzoo.metrics.context import EvalContext
 from genzoo.metrics.evaluate import compute
 from genzoo.metrics.features import load_features
 from genzoo.metrics.prompts import prompt_accuracy
-from genzoo.models.autoencoder_kl import first_stage_losses
+from genzoo.models.autoencoder_kl import adaptive_weight, first_stage_losses
 from genzoo.models.ddpm import classifier_free_guidance
 from genzoo.models.latent_diffusion import drop_prompts
 from genzoo.nn.text import CaptionBank, TextEncoder, empty_prompts
@@ -179,6 +179,15 @@ def test_first_stage_reconstruction_and_kl_terms():
     assert terms["total"].item() == pytest.approx(0.375 + 0.1 * kl / 4)  # w_KL KL / (C H W)
 
 
+def test_adaptive_weight_of_the_patch_adversarial_term():
+    last = torch.tensor([1.0, 2.0], requires_grad=True)  # G_L, the decoder's last layer
+    reconstruction, adversarial = (last * torch.tensor([3.0, 4.0])).sum(), (last * torch.tensor([0.0, 0.5])).sum()
+    weight = adaptive_weight(reconstruction, adversarial, last)  # ||grad L_rec|| / (||grad L_adv|| + 1e-4): 5 / 0.5001
+    assert weight.item() == pytest.approx(5.0 / (0.5 + 1e-4)) and not weight.requires_grad
+    flat = (last * 0.0).sum()  # an adversarial term that does not move G_L: the weight is clamped at 1e4
+    assert adaptive_weight(reconstruction, flat, last).item() == pytest.approx(1e4)
+
+
 # ----------------------------------------------------------------------------- guidance with prompts
 
 
@@ -258,6 +267,9 @@ def test_latent_diffusion_on_a_first_stage_passes_the_contract(tiny_first_stage,
     names = {s.name for s in scores}
     assert {"prompt-accuracy-seen", "prompt-accuracy-held-out", "prompt-relation-held-out"} <= names
     assert all(0 <= s.value <= 1 and s.protocol["grammar"] == "shapes" for s in scores)
+    protocol = scores[0].protocol  # how the score was computed: prompts, grammar, sampler with guidance, EMA, seed
+    assert protocol["prompts"] in ("seen", "held-out") and protocol["ema"] is True and protocol["seed"] == 0
+    assert protocol["sampler"]["guidance"] == model.config.guidance and protocol["sampler"]["space"].startswith("latent")
 
 
 @pytest.mark.parametrize("family, model", [("autoencoder-kl", {}), ("gan-cls", {}), ("latent-diffusion", "first stage")])
