@@ -3,7 +3,7 @@
 Everything runs on the `shapes` dataset (32 x 32 RGB, one or two coloured shapes, captioned; red triangles,
 green squares and blue circles held out of training), in one process with one CPU thread:
 1. the first stage: the `autoencoder-kl-shapes` preset (f = 4, 3 latent channels): reconstruction PSNR on
-   the test split (Rombach et al. 2022 report 27.5 dB for their f = 4 KL autoencoder on ImageNet);
+   the test split (Rombach et al. 2022, Fig. 1: 27.4 dB for their f = 4 autoencoder on ImageNet);
 2. a speed probe: CPU seconds per training step (batch 64) of each second-stage model; each then trains for
    the same budget of CPU seconds (`--budget` minutes), which sets its number of steps:
    - latent diffusion: the `latent-diffusion-shapes` preset on the first stage's 3 x 8 x 8 latents;
