@@ -127,7 +127,8 @@ def sample(
     sampler: Annotated[Optional[str], typer.Option(help="Diffusion sampler: ddpm or ddim \\[default: the run's].", show_default=False)] = None,
     eta: Annotated[Optional[float], typer.Option(help="DDIM noise: 0 deterministic, 1 like DDPM \\[default: the run's].", show_default=False)] = None,
     guidance: Annotated[Optional[float], typer.Option(help="Classifier-free guidance scale of a conditional diffusion model (1 = conditional).", show_default=False)] = None,
-    prompt: Annotated[Optional[str], typer.Option(help="Text a text model continues (characters of its training text).", show_default=False)] = None,
+    prompt: Annotated[Optional[str], typer.Option(help="Text a text model continues (characters of its training text), or the prompt of a text-to-image model for all n images.", show_default=False)] = None,
+    prompts: Annotated[Optional[Path], typer.Option(help="A text file of prompts for a text-to-image model, one per line: n images of each, a row per prompt, the prompt beside it.", show_default=False)] = None,
     length: Annotated[Optional[int], typer.Option(help="Tokens a text model adds \\[default: the run's window length].", show_default=False)] = None,
     temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature of a text model, above 0 (lower: safer, more repetitive).", show_default=False)] = None,
     top_k: Annotated[Optional[int], typer.Option("--top-k", help="Sample a text model's next token from its K most likely only.", show_default=False)] = None,
@@ -141,6 +142,8 @@ def sample(
     genzoo sample runs/ddpm --sampler ddim --steps 50;  genzoo sample runs/dcgan -n 2000 -o samples/  (one PNG each)
 
     genzoo sample runs/char-lstm --prompt "ROMEO:" -n 5 --length 400 --temperature 0.8;  genzoo sample runs/stylegan --psi 0.7
+
+    genzoo sample runs/latent-diffusion-shapes --prompt "a small red circle left of a large blue square" -n 16 --guidance 4
     """
     import torch
 
@@ -152,16 +155,31 @@ def sample(
     one_per_sample = output.endswith(("/", os.sep))
     # a file in the way, or an unwritable folder, fails now rather than after sampling
     target = output_path(Path(output) / "000000.png").parent if one_per_sample else output_path(Path(output))
+    texts = None
+    if prompts is not None:  # text to image: the file is read before the model is loaded
+        from genzoo.report.prompts import read_prompts
+
+        if prompt is not None:
+            raise GenzooError("give --prompt or --prompts, not both.")
+        texts = read_prompts(prompts)
     model = load(run, ema=ema)
     if not isinstance(model, CanGenerate):
         raise GenzooError(f"{run} is a {type(model).__name__} run, which cannot generate new images "
                           f"(it can: {', '.join(capabilities(model))}); train a generative family such as vae or gan.")
+    text_to_image = "prompts" in _parameters(model.generate)
+    if prompt is not None and not text_to_image and model.modality != "text":
+        raise GenzooError(f"a {type(model).__name__} model takes no prompts; drop --prompt, or sample a text-to-image run "
+                          "(latent-diffusion, gan-cls) or a text model (char-lm).")
+    if text_to_image and prompt is not None:  # a prompt the images are drawn for, not text to continue
+        texts, prompt = [prompt], None
     options = sampling_options(model, truncation=truncation, psi=psi, steps=steps, sampler=sampler, eta=eta,
                                guidance=guidance, prompt=prompt, length=length, temperature=temperature, top_k=top_k,
                                beam=beam)
     if "progress" in _parameters(model.generate):
         options["progress"] = err.is_terminal
     if labels is not None:
+        if text_to_image:
+            raise GenzooError("this text-to-image model takes prompts, not class labels; give --prompt instead of --labels.")
         options["labels"] = torch.tensor(parse_labels(labels, n, model, _class_names(run)))
     if model.modality == "text":  # (n, T) tokens: printed and written as text
         from genzoo.cli_autoregressive import text_output_path, write_text_samples
@@ -169,13 +187,23 @@ def sample(
         tokens = model.generate(n, generator=torch.Generator().manual_seed(seed), **options)
         return write_text_samples(model, tokens, text_output_path(Path(output)),
                                   " (EMA weights)" if getattr(model, "uses_ema", False) else "")
-    images = model.generate(n, generator=torch.Generator().manual_seed(seed), **options)  # (n, C, H, W)
+    if texts is not None:
+        if not text_to_image:
+            raise GenzooError(f"a {type(model).__name__} model takes no prompts; drop --prompts, or sample a "
+                              "text-to-image run (latent-diffusion, gan-cls).")
+        options["prompts"] = [text for text in texts for _ in range(n)]
+    count = n * len(texts or [None])
+    images = model.generate(count, generator=torch.Generator().manual_seed(seed), **options)  # (count, C, H, W)
     if one_per_sample:
         save_images(images, target)
+    elif prompts is not None:  # a row per prompt, the prompt beside it
+        from genzoo.report.prompts import save_prompt_figure
+
+        save_prompt_figure(images, texts, target)
     else:
         save_grid(images, target)
     what = "one PNG per sample in" if one_per_sample else "a grid of"
-    out.print(f"wrote {what} {n} samples{' (EMA weights)' if getattr(model, 'uses_ema', False) else ''} to "
+    out.print(f"wrote {what} {count} samples{' (EMA weights)' if getattr(model, 'uses_ema', False) else ''} to "
               f"[bold]{escape(str(target))}[/]")
 
 

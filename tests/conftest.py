@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,13 @@ TINY_MODELS: dict[str, dict[str, Any]] = {
     "chairs": {"hidden": 8, "width": 4},
     "nerf": {"depth": 2, "width": 8, "skip": 1, "samples": 4, "fine_samples": 4,
              "position_frequencies": 2, "direction_frequencies": 1},
+    "autoencoder-kl": {"width": 4, "channel_multipliers": [1, 2], "downsampling": 2, "latent_channels": 2,
+                       "adversarial_weight": 0.5, "discriminator_width": 4},
+    "latent-diffusion": {"first_stage": None, "width": 8, "channel_multipliers": [1, 2], "blocks_per_level": 1,
+                         "attention_resolutions": [8], "attention_heads": 1, "timesteps": 10, "sampling_steps": 5,
+                         "text_width": 8, "text_depth": 1, "text_heads": 1},
+    "gan-cls": {"latent_dim": 8, "text_dim": 8, "generator_width": 4, "discriminator_width": 4, "text_width": 8,
+                "text_depth": 1, "text_heads": 1},
 }
 
 TINY_TEXT = Path(__file__).parent / "text" / "tiny.txt"  # 2,406 characters of plain English
@@ -47,6 +56,8 @@ TINY_DATA: dict[str, dict[str, Any]] = {
     "char-lm": {"name": "text", "root": str(TINY_TEXT), "image_size": None, "sequence_length": 16},
     "chairs": {"name": "chairs"},
     "nerf": {"name": "chair-views", "max_images": 4},
+    "latent-diffusion": {"name": "shapes"},
+    "gan-cls": {"name": "shapes"},
 }
 
 
@@ -68,7 +79,41 @@ def _seed_and_threads():
     yield
 
 
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Torch on one thread for a while: tiny networks gain nothing from two, and on a shared, busy machine
+    two threads wait on each other (a tiny U-Net's forward pass measured 20 times slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path_factory, monkeypatch):
     """Reference statistics go to a per-test cache, never to the user's ~/.cache."""
     monkeypatch.setenv("GENZOO_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="session")
+def tiny_first_stage(tmp_path_factory):
+    """A tiny autoencoder-kl run (2 steps, with EMA weights) on 16 x 16 shapes: the first stage of latent-diffusion tests."""
+    from genzoo.train.trainer import Trainer
+
+    out = tmp_path_factory.mktemp("first-stage") / "autoencoder-kl"
+    with single_thread():
+        return Trainer(tiny_config("autoencoder-kl", data={"name": "shapes"}, ema_decay=0.5), out, progress=False).fit().path
+
+
+@pytest.fixture(scope="session")
+def tiny_text_runs(tmp_path_factory, tiny_first_stage):
+    """Tiny finished text-to-image runs (2 steps, no report): latent-diffusion on the tiny first stage, gan-cls."""
+    from genzoo.train.trainer import Trainer
+
+    root = tmp_path_factory.mktemp("text-runs")
+    configs = {"latent-diffusion": tiny_config("latent-diffusion", model={"first_stage": str(tiny_first_stage)}),
+               "gan-cls": tiny_config("gan-cls"), "autoencoder-kl": tiny_config("autoencoder-kl", data={"name": "shapes"})}
+    with single_thread():
+        return {name: Trainer(config, root / name, progress=False).fit().path for name, config in configs.items()}

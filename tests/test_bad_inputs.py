@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import tiny_config
+from conftest import TINY_MODELS, tiny_config
 from test_cli import genzoo as run_in_process
 
 CORPUS = Path(__file__).parent / "bad_inputs"
@@ -54,6 +54,11 @@ TRANSLATION["stargan"].append("data.classes=null")  # the preset's three Fashion
 PAIRED = ["vae", "model.latent_dim=4", "model.width=4", "data.name=paired-folder", "data.image_size=16", "train.steps=1",
           "train.batch_size=2", "--no-progress"]
 NON_UTF8 = os.fsdecode(b"caf\xe9-\xff")  # Latin-1 bytes in a file name: not decodable as UTF-8
+SHAPES = ["data.name=shapes", "data.image_size=16", "data.max_images=64", "train.steps=2", "train.batch_size=8",
+          "--no-progress"]
+LDM = ["latent-diffusion", *SHAPES, *(f"model.{k}={json.dumps(v)}" for k, v in TINY_MODELS["latent-diffusion"].items()
+                                      if k != "first_stage")]
+GAN_CLS = ["gan-cls", *SHAPES, *(f"model.{k}={json.dumps(v)}" for k, v in TINY_MODELS["gan-cls"].items())]
 
 
 # ----------------------------------------------------------------------------- files, from tables
@@ -148,10 +153,11 @@ def fmnist_root(tmp: Path, images: bytes, labels: bytes, gz: bool = False) -> Pa
 # ----------------------------------------------------------------------------- runs, built once
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory) -> dict[str, Path]:
+def built(tmp_path_factory, tiny_text_runs) -> dict[str, Path]:
     """Tiny finished runs (2 steps on fake data): vae, a wider vae (other shapes), gan, cgan, autoencoder, the
     translation families (cyclegan on two blob classes, pix2pix on noisy -> clean blobs, stargan), pixelcnn (8 x 8
-    fake images), char-lm (a tiny text file), stylegan; chairs (on rendered chairs)."""
+    fake images), char-lm (a tiny text file), stylegan; chairs (on rendered chairs);
+    and the text-to-image runs of conftest (latent-diffusion on a first stage, gan-cls, autoencoder-kl, on shapes)."""
     from genzoo.api import train
 
     root = tmp_path_factory.mktemp("built-runs")
@@ -171,7 +177,7 @@ def built(tmp_path_factory) -> dict[str, Path]:
     }
     for name, config in sources.items():
         train(config, root / name, progress=False)
-    return {name: root / name for name in sources}
+    return {**{name: root / name for name in sources}, **tiny_text_runs}
 
 
 class Runs:
@@ -626,6 +632,37 @@ CASES = [
          lambda t, r: ["render", r("chairs"), "--chair", "99", "--orbit", "2", "-o", t / "o.gif"]),
     Case("render/size-of-a-chairs-model", "--size", lambda t, r: ["render", r("chairs"), "--size", "64", "-o", t / "o.gif"]),
     Case("render/not-a-run", "not a genzoo run folder", lambda t, r: ["render", t / "missing", "-o", t / "o.gif"]),
+    # --- text to image: prompts, captions, the first stage
+    Case("sample/prompt-with-unknown-words", "'purple', 'hexagon'",
+         lambda t, r: ["sample", r("latent-diffusion"), "--prompt", "a purple hexagon", "-o", t / "g.png"]),
+    Case("sample/prompt-too-long", "reads at most",
+         lambda t, r: ["sample", r("gan-cls"), "--prompt", "a small red circle above a large blue square left of a",
+                       "-o", t / "g.png"]),
+    Case("sample/empty-prompts-file", "holds no prompts",
+         lambda t, r: ["sample", r("latent-diffusion"), "--prompts", _write(t / "prompts.txt", b"\n   \n"), "-o", t / "g.png"]),
+    Case("sample/prompts-file-missing", "does not exist",
+         lambda t, r: ["sample", r("latent-diffusion"), "--prompts", t / "prompts.txt", "-o", t / "g.png"]),
+    Case("sample/prompts-file-not-utf8", "not UTF-8",
+         lambda t, r: ["sample", r("gan-cls"), "--prompts", _write(t / "prompts.txt", b"a red \xff circle\n"), "-o", t / "g.png"]),
+    Case("sample/prompt-and-prompts-file", "not both",
+         lambda t, r: ["sample", r("gan-cls"), "--prompt", "a small red circle", "--prompts", t / "p.txt"]),
+    Case("sample/prompt-on-a-vae", "takes no prompts",
+         lambda t, r: ["sample", r("vae"), "--prompt", "a small red circle", "-o", t / "g.png"]),
+    Case("sample/labels-on-a-text-model", "prompts, not class labels",
+         lambda t, r: ["sample", r("latent-diffusion"), "--labels", "3", "-o", t / "g.png"]),
+    Case("train/first-stage-missing", "model.first_stage",
+         lambda t, r: ["train", *LDM, f"model.first_stage={t / 'missing'}", "--out", t / "new"]),
+    Case("train/first-stage-of-another-family", "not an autoencoder-kl",
+         lambda t, r: ["train", *LDM, f"model.first_stage={r('vae')}", "--out", t / "new"]),
+    Case("train/first-stage-of-other-images", "was trained on 3x16x16 images",
+         lambda t, r: ["train", *LDM, f"model.first_stage={r('autoencoder-kl')}", "data.image_size=32", "--out", t / "new"]),
+    Case("data/text-model-without-captions", "has none",
+         lambda t, r: ["train", *GAN_CLS, "data.name=fake", "--out", t / "new"]),
+    Case("data/shapes-in-grey", "coloured", lambda t, r: ["train", *GAN_CLS, "data.channels=1", "--out", t / "new"]),
+    Case("config/first-stage-factor-not-a-power-of-two", "model.downsampling",
+         lambda t, r: ["train", "autoencoder-kl", *SHAPES, "model.downsampling=3", "--out", t / "new"]),
+    Case("eval/prompt-accuracy-without-captions", "captioned dataset",
+         lambda t, r: ["eval", r("vae"), "--metrics", "prompt-accuracy", "-n", "4"]),
     # --- the command line itself
     Case("cli/unknown-command", "trian", lambda t, r: ["trian", "vae"]),
     Case("cli/unknown-option", "--epochs", lambda t, r: ["train", *VAE, "--epochs", "3"]),

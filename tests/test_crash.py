@@ -7,7 +7,8 @@ Each process spends ~5 s importing before it trains, so the default suite kills 
 (the GAN and the VAE run side by side); the `slow` test kills each family 12 times (also the translation
 families, the PixelCNN, the character LSTM, a StyleGAN that grows through three resolutions during the run:
 kills land before, during and after fade-ins; the chairs generator (rendered, cached data) and NeRF (random
-samples along its rays in every step)).
+samples along its rays in every step); the text-to-image families (latent-diffusion on a first stage, gan-cls,
+autoencoder-kl with its patch discriminator).
 """
 
 from __future__ import annotations
@@ -45,21 +46,26 @@ DEFAULT = ("gan", "vae")  # killed 3 times each in the default suite; every fami
 IMAGES = ["data.name=fake", "data.image_size=16", "data.max_images=64"]
 TRAIN = ["train.batch_size=8", "train.log_every=1", "train.sample_every=50", "train.checkpoint_every=3",
          "train.deterministic=true", "train.mixed_precision=no", "train.device=cpu", "train.seed=0"]
+TEXT_FAMILIES = {  # slow harness only: caption banks and latent scales in buffers, a frozen first stage, two optimizers
+    "latent-diffusion": ["train.ema_decay=0.9", "data.name=shapes"],
+    "gan-cls": ["train.ema_decay=0.9", "data.name=shapes"],
+    "autoencoder-kl": ["data.name=shapes"],
+}
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def overrides(family: str, steps: int) -> list[str]:
+def overrides(family: str, steps: int, extra: list[str] | tuple[str, ...] = ()) -> list[str]:
     model = [f"model.{key}={json.dumps(value)}" for key, value in TINY_MODELS[family].items()]
     data = [f"data.{key}={json.dumps(value)}" for key, value in TINY_DATA.get(family, {}).items()]  # after IMAGES: wins
-    return [*model, *IMAGES, *TRAIN, *data, *FAMILIES[family], f"train.steps={steps}"]
+    return [*model, *IMAGES, *TRAIN, *data, *{**FAMILIES, **TEXT_FAMILIES}[family], *extra, f"train.steps={steps}"]
 
 
-def straight_run(family: str, steps: int, out: Path) -> RunFolder:
+def straight_run(family: str, steps: int, out: Path, extra: list[str] | tuple[str, ...] = ()) -> RunFolder:
     """The uninterrupted reference, in this process with the subprocesses' single thread."""
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(1)
     try:
-        return make_trainer(load_config(family, overrides(family, steps)), out, progress=False).fit()
+        return make_trainer(load_config(family, overrides(family, steps, extra)), out, progress=False).fit()
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
@@ -120,11 +126,12 @@ def kill_at_random(command: list[str], run: Path, rng: random.Random, log: Path)
     return "killed mid-write" if checkpoint_being_written(run) or notes else "killed"
 
 
-def crash_and_resume(family: str, steps: int, kills: int, seed: int, folder: Path) -> dict[str, int]:
+def crash_and_resume(family: str, steps: int, kills: int, seed: int, folder: Path,
+                     extra: list[str] | tuple[str, ...] = ()) -> dict[str, int]:
     """Kill a run `kills` times, resume it to the end; return the counts of what happened.
     (Subprocesses only, so two of these can run side by side in threads.)"""
     rng, run, log = random.Random(seed), folder / f"{family}-killed", folder / f"{family}.log"
-    train = [sys.executable, "-m", "genzoo", "train", family, *overrides(family, steps), "--out", str(run), "--no-progress"]
+    train = [sys.executable, "-m", "genzoo", "train", family, *overrides(family, steps, extra), "--out", str(run), "--no-progress"]
     resume = [sys.executable, "-m", "genzoo", "resume", str(run), "--no-progress"]
     counts = {"killed": 0, "killed mid-write": 0, "finished": 0}
     while counts["killed"] + counts["killed mid-write"] < kills:
@@ -139,14 +146,14 @@ def crash_and_resume(family: str, steps: int, kills: int, seed: int, folder: Pat
     return counts
 
 
-def assert_equals_a_straight_run(family: str, steps: int, folder: Path) -> None:
+def assert_equals_a_straight_run(family: str, steps: int, folder: Path, extra: list[str] | tuple[str, ...] = ()) -> None:
     """Compare the killed run in `folder` with a straight one (in this process: never in two threads at once,
     since they would share torch's global random state)."""
-    expected, got = straight_run(family, steps, folder / f"{family}-straight"), RunFolder(folder / f"{family}-killed")
+    expected, got = straight_run(family, steps, folder / f"{family}-straight", extra), RunFolder(folder / f"{family}-killed")
     expected_tensors, _ = expected.read_weights(expected.weights)
     got_tensors, metadata = got.read_weights(got.weights)
     assert metadata["step"] == steps and expected_tensors.keys() == got_tensors.keys()
-    assert any(key.startswith("ema.") for key in got_tensors) == ("train.ema_decay=0.9" in FAMILIES[family])
+    assert any(key.startswith("ema.") for key in got_tensors) == ("train.ema_decay=0.9" in {**FAMILIES, **TEXT_FAMILIES}[family])
     for key in expected_tensors:
         assert torch.equal(expected_tensors[key], got_tensors[key]), key
     state_a, state_b = (torch.load(f.state, weights_only=True) for f in (expected, got))
@@ -171,10 +178,11 @@ def test_killed_and_resumed_runs_equal_a_straight_run(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", list(FAMILIES))
-def test_twelve_kills(family, tmp_path):
-    counts = crash_and_resume(family, 300, 12, seed=100 + len(family), folder=tmp_path)
+@pytest.mark.parametrize("family", [*FAMILIES, *TEXT_FAMILIES])
+def test_twelve_kills(family, tmp_path, request):
+    extra = [f"model.first_stage={request.getfixturevalue('tiny_first_stage')}"] if family == "latent-diffusion" else []
+    counts = crash_and_resume(family, 300, 12, seed=100 + len(family), folder=tmp_path, extra=extra)
     print(family, counts)
     assert counts["killed"] + counts["killed mid-write"] == 12
-    assert_equals_a_straight_run(family, 300, tmp_path)
+    assert_equals_a_straight_run(family, 300, tmp_path, extra)
     assert counts["killed mid-write"] >= 3  # some kills did land inside checkpoint writes

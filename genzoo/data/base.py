@@ -43,6 +43,7 @@ KEY_SOURCES = {
     "origin": "posed views as rays (data.name=chair-views, or data.name=posed-images data.root=FOLDER with a transforms.json)",
     "direction": "posed views as rays (data.name=chair-views, or data.name=posed-images data.root=FOLDER with a transforms.json)",
     "colour": "posed views as rays (data.name=chair-views, or data.name=posed-images data.root=FOLDER with a transforms.json)",
+    "caption": "a captioned dataset (data.name=shapes or data.name=fashion-mnist-captions)",  # (B, L) word tokens, genzoo.data.captions
 }
 
 

@@ -48,7 +48,9 @@ Denoiser = Callable[[Tensor, Tensor], Tensor]  # (x_t (B, C, H, W), t (B,)) -> e
 # ----------------------------------------------------------------------------- config
 
 
-class DDPMConfig(FamilyConfig):
+class DiffusionConfig(FamilyConfig):
+    """The settings every diffusion family shares: process, U-Net, default sampler."""
+
     timesteps: PositiveInt = 1000  # T
     schedule: Literal["linear", "cosine"] = "linear"  # Ho et al. 2020 / Nichol & Dhariwal 2021
     prediction: Literal["eps", "x0", "v"] = "eps"  # what the network predicts (and the simple loss targets)
@@ -58,17 +60,24 @@ class DDPMConfig(FamilyConfig):
     attention_resolutions: tuple[PositiveInt, ...] = (14,)  # feature-map sides with self-attention (28 -> 14 -> 7)
     attention_heads: PositiveInt = 1
     dropout: float = Field(0.1, ge=0.0, lt=1.0)  # in the residual blocks (0.1 for CIFAR-10 in Ho et al.)
-    conditional: bool = False  # class-conditional (needs labels), with classifier-free guidance
-    label_dropout: float = Field(0.1, ge=0.0, le=1.0)  # p(label -> null class) in training (Ho & Salimans: 0.1-0.2)
     sampler: Literal["ddpm", "ddim"] = "ddim"  # default sampler of generate()
     sampling_steps: PositiveInt = 50  # default number of sampling steps (<= timesteps)
     eta: NonNegativeFloat = 0.0  # DDIM eta: 0 deterministic, 1 = DDPM's noise
     guidance: float = 1.0  # default guidance scale s of a conditional model; 1 = plain conditional sampling
 
     @model_validator(mode="after")
-    def _consistent(self) -> DDPMConfig:
+    def _steps_within_t(self) -> DiffusionConfig:
         if self.sampling_steps > self.timesteps:
             raise ValueError(f"sampling_steps must be at most timesteps ({self.timesteps})")
+        return self
+
+
+class DDPMConfig(DiffusionConfig):
+    conditional: bool = False  # class-conditional (needs labels), with classifier-free guidance
+    label_dropout: float = Field(0.1, ge=0.0, le=1.0)  # p(label -> null class) in training (Ho & Salimans: 0.1-0.2)
+
+    @model_validator(mode="after")
+    def _guidance_needs_labels(self) -> DDPMConfig:
         if self.guidance != 1.0 and not self.conditional:
             raise ValueError("guidance needs conditional=true")
         return self
@@ -161,41 +170,47 @@ def _pairs(schedule: Schedule, steps: int) -> list[tuple[int, int, float, float]
     return [(t, s, alpha_bar[t], alpha_bar[s] if s >= 0 else 1.0) for t, s in zip(ts, ts[1:] + [-1])]
 
 
-def _predict(denoiser: Denoiser, x: Tensor, t: int, abar_t: float) -> tuple[Tensor, Tensor]:
-    """x0 clipped to [-1, 1] and the eps consistent with it, (B, C, H, W) each."""
+def _clip(x: Tensor, clip: float | None) -> Tensor:
+    return x if clip is None else x.clamp(-clip, clip)
+
+
+def _predict(denoiser: Denoiser, x: Tensor, t: int, abar_t: float, clip: float | None) -> tuple[Tensor, Tensor]:
+    """x0 clipped to [-clip, clip] (not at all for clip None) and the eps consistent with it, (B, C, H, W) each."""
     eps = denoiser(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)).to(x.dtype)
-    x0 = ((x - math.sqrt(1 - abar_t) * eps) / math.sqrt(abar_t)).clamp(-1, 1)
+    x0 = _clip((x - math.sqrt(1 - abar_t) * eps) / math.sqrt(abar_t), clip)
     return x0, (x - math.sqrt(abar_t) * x0) / math.sqrt(1 - abar_t)
 
 
 @torch.no_grad()
 def ddpm_sample(denoiser: Denoiser, schedule: Schedule, noise: Tensor, steps: int | None = None,
-                generator: torch.Generator | None = None, progress: bool = False) -> Tensor:
-    """Ancestral sampling (Ho et al. Algorithm 2 through the posterior of Eqs. 6-7), x_T = noise -> x_0."""
+                generator: torch.Generator | None = None, progress: bool = False, clip: float | None = 1.0) -> Tensor:
+    """Ancestral sampling (Ho et al. Algorithm 2 through the posterior of Eqs. 6-7), x_T = noise -> x_0.
+    clip: the range the predicted x_0 is clipped to (data in [-1, 1]); None for data without bounds (latents)."""
     x = noise if noise.dtype == torch.float64 else noise.float()  # (B, C, H, W), fp32 under autocast
     for t, s, abar_t, abar_s in _progress(_pairs(schedule, steps or schedule.timesteps), "DDPM", progress):
-        x0, _ = _predict(denoiser, x, t, abar_t)
+        x0, _ = _predict(denoiser, x, t, abar_t, clip)
         beta = 1 - abar_t / abar_s  # beta_t of the (respaced) schedule
         mean = (math.sqrt(abar_s) * beta * x0 + math.sqrt(1 - beta) * (1 - abar_s) * x) / (1 - abar_t)  # mu~_t, Eq. 7
         if s < 0:
-            return mean.clamp(-1, 1)  # the last step adds no noise; mean = x0 there
+            return _clip(mean, clip)  # the last step adds no noise; mean = x0 there
         variance = (1 - abar_s) / (1 - abar_t) * beta  # beta~_t, Eq. 7
         x = mean + math.sqrt(variance) * torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
-    return x.clamp(-1, 1)
+    return _clip(x, clip)
 
 
 @torch.no_grad()
 def ddim_sample(denoiser: Denoiser, schedule: Schedule, noise: Tensor, steps: int | None = None, eta: float = 0.0,
-                generator: torch.Generator | None = None, progress: bool = False) -> Tensor:
-    """DDIM (Song et al. 2021, Eq. 12) from x_T = noise over `steps` timesteps; eta = 0 is deterministic."""
+                generator: torch.Generator | None = None, progress: bool = False, clip: float | None = 1.0) -> Tensor:
+    """DDIM (Song et al. 2021, Eq. 12) from x_T = noise over `steps` timesteps; eta = 0 is deterministic;
+    clip as for `ddpm_sample`."""
     x = noise if noise.dtype == torch.float64 else noise.float()  # (B, C, H, W), fp32 under autocast
     for t, s, abar_t, abar_s in _progress(_pairs(schedule, steps or schedule.timesteps), f"DDIM eta={eta:g}", progress):
-        x0, eps = _predict(denoiser, x, t, abar_t)
+        x0, eps = _predict(denoiser, x, t, abar_t, clip)
         sigma = eta * math.sqrt((1 - abar_s) / (1 - abar_t) * (1 - abar_t / abar_s))  # Eq. 16
         x = math.sqrt(abar_s) * x0 + math.sqrt(max(1 - abar_s - sigma**2, 0.0)) * eps  # Eq. 12: predicted x0, direction to x_t
         if sigma > 0:
             x = x + sigma * torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)  # + random noise
-    return x.clamp(-1, 1)
+    return _clip(x, clip)
 
 
 SAMPLERS = {"ddpm": ddpm_sample, "ddim": ddim_sample}
@@ -215,6 +230,48 @@ def guided(denoiser: Callable[[Tensor, Tensor, Tensor], Tensor], labels: Tensor,
         return classifier_free_guidance(*both.chunk(2), scale)
 
     return eps
+
+
+def resolve_sampling(config: DiffusionConfig, sampler: str | None = None, steps: int | None = None,
+                     eta: float | None = None) -> tuple[str, int, float]:
+    """(sampler, steps, eta), checked; unset values are the config's, and DDPM asked for by name runs all T steps."""
+    sampler = sampler or config.sampler
+    if sampler not in SAMPLERS:
+        raise GenzooError(f"unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}.")
+    if eta is not None and (sampler != "ddim" or eta < 0):
+        raise GenzooError(f"eta is the noise of the ddim sampler, a number >= 0; got eta={eta} with sampler {sampler}.")
+    if steps is None:
+        steps = config.timesteps if (sampler == "ddpm" and config.sampler != "ddpm") else config.sampling_steps
+    timestep_sequence(config.timesteps, steps)  # checks 1 <= steps <= T
+    return sampler, steps, config.eta if eta is None else eta
+
+
+def sampling_function(config: DiffusionConfig, sampler: str | None = None, steps: int | None = None,
+                      eta: float | None = None) -> Callable[..., Tensor]:
+    """The sampler `generate` runs, with its steps and eta checked and bound: (denoiser, schedule, noise,
+    generator=, progress=, clip=) -> x_0."""
+    sampler, steps, eta = resolve_sampling(config, sampler, steps, eta)
+    options = {"eta": eta} if sampler == "ddim" else {}
+    return lambda denoiser, schedule, noise, **kwargs: SAMPLERS[sampler](denoiser, schedule, noise, steps, **options, **kwargs)
+
+
+def run_sampler(sample: Callable[..., Tensor], denoiser: Denoiser, schedule: Schedule, noise: Tensor,
+                generator: torch.Generator | None, progress: bool, clip: float | None = 1.0) -> Tensor:
+    """x_T = noise -> x_0 with a `sampling_function`, in bf16 autocast and channels_last on CUDA, fp32 on the CPU."""
+    on_cuda = noise.device.type == "cuda"
+    if on_cuda:
+        noise = noise.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(noise.device.type, dtype=torch.bfloat16, enabled=on_cuda):
+        return sample(denoiser, schedule, noise, generator=generator, progress=progress, clip=clip)
+
+
+def diffusion_protocol(config: DiffusionConfig, guided: bool, sampler: str | None = None, steps: int | None = None,
+                       eta: float | None = None, guidance: float | None = None) -> dict:
+    """How `generate` samples with these options (None: the config's), for the protocol of every score."""
+    sampler, steps, eta = resolve_sampling(config, sampler, steps, eta)
+    return {"sampler": sampler, "steps": steps, "timesteps": config.timesteps, "schedule": config.schedule,
+            **({"eta": eta} if sampler == "ddim" else {}),
+            **({"guidance": config.guidance if guidance is None else guidance} if guided else {})}
 
 
 # ----------------------------------------------------------------------------- model
@@ -277,27 +334,10 @@ class DDPM(GenerativeModel):
     def sampling_protocol(self, steps: int | None = None, sampler: str | None = None, eta: float | None = None,
                           guidance: float | None = None) -> dict:
         """How `generate` samples with these options (None: the config's), for the protocol of every score."""
-        sampler, steps, eta, guidance = self._sampling(steps, sampler, eta, guidance)
-        config = self.config
-        return {"sampler": sampler, "steps": steps, "timesteps": config.timesteps, "schedule": config.schedule,
-                **({"eta": eta} if sampler == "ddim" else {}), **({"guidance": guidance} if self.num_classes else {})}
-
-    def _sampling(self, steps: int | None, sampler: str | None, eta: float | None,
-                  guidance: float | None) -> tuple[str, int, float, float]:
-        """(sampler, steps, eta, guidance) with the config's values for those left None, checked."""
-        config = self.config
         if guidance is not None and not self.num_classes:
             raise GenzooError("classifier-free guidance needs a class-conditional model and this one is unconditional; "
                               "drop --guidance, or train with model.conditional=true.")
-        sampler = sampler or config.sampler
-        if sampler not in SAMPLERS:
-            raise GenzooError(f"unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}.")
-        if eta is not None and (sampler != "ddim" or eta < 0):
-            raise GenzooError(f"eta is the noise of the ddim sampler, a number >= 0; got eta={eta} with sampler {sampler}.")
-        if steps is None:  # the config's count for its own sampler; DDPM asked for by name runs all T steps
-            steps = config.timesteps if (sampler == "ddpm" and config.sampler != "ddpm") else config.sampling_steps
-        timestep_sequence(config.timesteps, steps)  # checks 1 <= steps <= T
-        return sampler, steps, config.eta if eta is None else eta, config.guidance if guidance is None else guidance
+        return diffusion_protocol(self.config, bool(self.num_classes), sampler, steps, eta, guidance)
 
     @torch.no_grad()
     def generate(self, n: int, labels: Tensor | None = None, generator: torch.Generator | None = None,
@@ -305,13 +345,11 @@ class DDPM(GenerativeModel):
                  guidance: float | None = None, progress: bool = False) -> Tensor:
         """n images (n, C, H, W) in [-1, 1]; steps, sampler, eta and guidance default to the config's."""
         labels = self.check_labels(n, labels)
-        sampler, steps, eta, guidance = self._sampling(steps, sampler, eta, guidance)
-        options = {"eta": eta} if sampler == "ddim" else {}
+        if guidance is not None and not self.num_classes:
+            raise GenzooError("classifier-free guidance needs a class-conditional model and this one is unconditional; "
+                              "drop --guidance, or train with model.conditional=true.")
+        sample = sampling_function(self.config, sampler, steps, eta)
         size = (n, self.info.channels, self.info.image_size, self.info.image_size)
         noise = torch.randn(size, device=self.device, generator=generator)  # x_T ~ N(0, I)
-        denoiser = self.eps_denoiser(labels, guidance)
-        on_cuda = self.device.type == "cuda"
-        if on_cuda:
-            noise = noise.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=on_cuda):  # bf16 on GPUs, fp32 on CPU
-            return SAMPLERS[sampler](denoiser, self.noise_schedule, noise, steps, generator=generator, progress=progress, **options)
+        denoiser = self.eps_denoiser(labels, self.config.guidance if guidance is None else guidance)
+        return run_sampler(sample, denoiser, self.noise_schedule, noise, generator, progress)

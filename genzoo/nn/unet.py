@@ -19,6 +19,14 @@ multipliers (1, 2, 2, 2), 2 blocks per level and attention at 16 this is the DDP
 connection, so sides that are not powers of two (Fashion-MNIST's 28 -> 14 -> 7) work. The last
 convolution of each residual branch, of each attention block and of the output start at zero (as
 improved-diffusion does), so every block starts as the identity and the network predicts 0.
+
+Text conditioning (`context_dim` > 0): the U-Net of latent diffusion (Rombach et al. 2022, Sec. 3.3)
+attends to a sequence of token embeddings tau(y) (B, L, context_dim) through cross-attention,
+    Attention(Q, K, V) = softmax(Q K^T / sqrt(d)) V,  Q = W_Q phi(z_t),  K = W_K tau(y),  V = W_V tau(y)   (Eq. 3),
+after the self-attention of each level whose side is in `cross_attention_resolutions` (default: where
+self-attention is) and in the middle; padding tokens are masked out of the keys. The network is then
+eps_theta(x_t, t, tau(y)). Without a context these layers do not exist, and the weights are exactly
+those of the class-conditional U-Net.
 """
 
 from __future__ import annotations
@@ -55,19 +63,21 @@ def _zero(module: nn.Module) -> nn.Module:
 
 
 class ResBlock(nn.Module):
-    """h + F(h, t): GroupNorm, SiLU, conv3, + Linear(emb), GroupNorm, SiLU, dropout, conv3; 1x1 shortcut if widths differ."""
+    """h + F(h, t): GroupNorm, SiLU, conv3, + Linear(emb), GroupNorm, SiLU, dropout, conv3; 1x1 shortcut if widths
+    differ. With embedding_dim 0 there is no embedding (the autoencoders of latent diffusion use such blocks)."""
 
     def __init__(self, in_channels: int, out_channels: int, embedding_dim: int, dropout: float) -> None:
         super().__init__()
         self.norm1, self.conv1 = group_norm(in_channels), nn.Conv2d(in_channels, out_channels, 3, padding=1)
-        self.embedding = nn.Linear(embedding_dim, out_channels)
+        self.embedding = nn.Linear(embedding_dim, out_channels) if embedding_dim else None
         self.norm2, self.dropout = group_norm(out_channels), nn.Dropout(dropout)
         self.conv2 = _zero(nn.Conv2d(out_channels, out_channels, 3, padding=1))
         self.shortcut = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
 
-    def forward(self, x: Tensor, embedding: Tensor) -> Tensor:
+    def forward(self, x: Tensor, embedding: Tensor | None = None) -> Tensor:
         h = self.conv1(F.silu(self.norm1(x)))  # (B, C_out, H, W)
-        h = h + self.embedding(F.silu(embedding))[:, :, None, None]  # + time (and class) embedding, (B, C_out, 1, 1)
+        if self.embedding is not None:
+            h = h + self.embedding(F.silu(embedding))[:, :, None, None]  # + time (and class) embedding, (B, C_out, 1, 1)
         h = self.conv2(self.dropout(F.silu(self.norm2(h))))  # (B, C_out, H, W)
         return self.shortcut(x) + h
 
@@ -91,22 +101,61 @@ class SelfAttention(nn.Module):
         return x + out.transpose(1, 2).reshape(b, c, h, w)
 
 
+class CrossAttention(nn.Module):
+    """x + proj(softmax(q k^T / sqrt(d)) v) with q from the H*W positions of x (after GroupNorm) and k, v from a
+    context (B, L, D) of token embeddings (Rombach et al. 2022, Eq. 3); keys where `mask` is False (padding) get
+    no weight. x (B, C, H, W), context (B, L, D), mask (B, L) bool -> (B, C, H, W)."""
+
+    def __init__(self, channels: int, context_dim: int, heads: int = 1) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm = group_norm(channels)
+        self.q = nn.Linear(channels, channels)
+        self.kv = nn.Linear(context_dim, 2 * channels)
+        self.proj = _zero(nn.Linear(channels, channels))
+
+    def forward(self, x: Tensor, context: Tensor, mask: Tensor | None = None) -> Tensor:
+        b, c, h, w = x.shape
+        d = c // self.heads
+        q = self.q(self.norm(x).flatten(2).transpose(1, 2)).view(b, h * w, self.heads, d).transpose(1, 2)  # (B, heads, HW, d)
+        k, v = self.kv(context.to(x.dtype)).view(b, -1, 2, self.heads, d).permute(2, 0, 3, 1, 4)  # 2 x (B, heads, L, d)
+        keep = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, L): True where a token takes part
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)  # (B, heads, HW, d)
+        out = self.proj(attended.transpose(1, 2).reshape(b, h * w, c))  # (B, HW, C)
+        return x + out.transpose(1, 2).reshape(b, c, h, w)
+
+
 class Level(nn.Module):
-    """The residual blocks (each optionally followed by attention) of one resolution."""
+    """The residual blocks (each optionally followed by self- and cross-attention) of one resolution."""
 
     def __init__(self, channels: list[int], out_channels: int, embedding_dim: int, dropout: float,
-                 attention: bool, heads: int) -> None:
+                 attention: bool, heads: int, context_dim: int = 0) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(ResBlock(c, out_channels, embedding_dim, dropout) for c in channels)
         self.attentions = nn.ModuleList(SelfAttention(out_channels, heads) if attention else nn.Identity() for _ in channels)
+        self.cross = nn.ModuleList(CrossAttention(out_channels, context_dim, heads) for _ in channels) if context_dim else None
+
+    def run(self, h: Tensor, embedding: Tensor, skips: list[Tensor], going_up: bool, context: Tensor | None,
+            mask: Tensor | None) -> Tensor:
+        """Each block on h (on the way up: concatenated with the last skip, which it takes), then its attention
+        layers; on the way down each output is appended to `skips`."""
+        for index, (block, attention) in enumerate(zip(self.blocks, self.attentions)):
+            h = attention(block(torch.cat([h, skips.pop()], dim=1) if going_up else h, embedding))
+            if self.cross is not None and context is not None:
+                h = self.cross[index](h, context, mask)
+            if not going_up:
+                skips.append(h)
+        return h
 
 
 class UNet(nn.Module):
-    """eps_theta(x_t, t, y): (B, C, H, W), (B,) timesteps, (B,) labels or None -> (B, C, H, W)."""
+    """eps_theta(x_t, t, y): (B, C, H, W), (B,) timesteps, (B,) labels or None [, a context (B, L, D) with its
+    mask (B, L)] -> (B, C, H, W)."""
 
     def __init__(self, channels: int, image_size: int, width: int = 64, multipliers: tuple[int, ...] = (1, 2, 2),
                  blocks_per_level: int = 2, attention_resolutions: tuple[int, ...] = (14,), dropout: float = 0.0,
-                 heads: int = 1, num_classes: int = 0) -> None:
+                 heads: int = 1, num_classes: int = 0, context_dim: int = 0,
+                 cross_attention_resolutions: tuple[int, ...] | None = None) -> None:
         super().__init__()
         self.width, embedding_dim = width, 4 * width
         self.register_buffer("frequencies", sinusoidal_frequencies(width), persistent=False)  # (width/2,)
@@ -114,6 +163,7 @@ class UNet(nn.Module):
         self.class_embedding = nn.Embedding(num_classes + 1, embedding_dim) if num_classes else None  # last row: "no label"
         self.conv_in = nn.Conv2d(channels, width, 3, padding=1)
 
+        cross_sides = attention_resolutions if cross_attention_resolutions is None else cross_attention_resolutions
         widths = [width * m for m in multipliers]
         sizes = [image_size]
         for _ in widths[1:]:
@@ -122,7 +172,8 @@ class UNet(nn.Module):
         self.down, self.downsample = nn.ModuleList(), nn.ModuleList()
         for level, (out, size) in enumerate(zip(widths, sizes)):
             inputs = [current] + [out] * (blocks_per_level - 1)
-            self.down.append(Level(inputs, out, embedding_dim, dropout, size in attention_resolutions, heads))
+            self.down.append(Level(inputs, out, embedding_dim, dropout, size in attention_resolutions, heads,
+                                   context_dim if size in cross_sides else 0))
             skip_channels += [out] * blocks_per_level
             current = out
             last = level == len(widths) - 1
@@ -131,17 +182,20 @@ class UNet(nn.Module):
                 skip_channels.append(out)
         self.middle = nn.ModuleList([ResBlock(current, current, embedding_dim, dropout), SelfAttention(current, heads),
                                      ResBlock(current, current, embedding_dim, dropout)])
+        self.middle_cross = CrossAttention(current, context_dim, heads) if context_dim else None
         self.up, self.upsample = nn.ModuleList(), nn.ModuleList()
         for level in reversed(range(len(widths))):
             out, inputs = widths[level], []
             for _ in range(blocks_per_level + 1):
                 inputs.append(current + skip_channels.pop())
                 current = out
-            self.up.append(Level(inputs, out, embedding_dim, dropout, sizes[level] in attention_resolutions, heads))
+            self.up.append(Level(inputs, out, embedding_dim, dropout, sizes[level] in attention_resolutions, heads,
+                                 context_dim if sizes[level] in cross_sides else 0))
             self.upsample.append(nn.Conv2d(out, out, 3, padding=1) if level else nn.Identity())  # after nearest up-sampling
         self.out = nn.Sequential(group_norm(width), nn.SiLU(), _zero(nn.Conv2d(width, channels, 3, padding=1)))
 
-    def forward(self, x: Tensor, t: Tensor, labels: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, t: Tensor, labels: Tensor | None = None, context: Tensor | None = None,
+                mask: Tensor | None = None) -> Tensor:
         embedding = self.time_mlp(sinusoidal_embedding(t, self.frequencies, self.width))  # (B, 4 width)
         if self.class_embedding is not None:
             if labels is None:  # no label: the null class of classifier-free guidance
@@ -150,16 +204,16 @@ class UNet(nn.Module):
         h = self.conv_in(x)  # (B, width, H, W)
         skips = [h]
         for level, downsample in zip(self.down, self.downsample):
-            for block, attention in zip(level.blocks, level.attentions):
-                h = attention(block(h, embedding))
-                skips.append(h)
+            h = level.run(h, embedding, skips, False, context, mask)
             if not isinstance(downsample, nn.Identity):
                 h = downsample(h)  # (B, C, ceil(H/2), ceil(W/2))
                 skips.append(h)
-        h = self.middle[2](self.middle[1](self.middle[0](h, embedding)), embedding)
+        h = self.middle[1](self.middle[0](h, embedding))
+        if self.middle_cross is not None and context is not None:
+            h = self.middle_cross(h, context, mask)
+        h = self.middle[2](h, embedding)
         for level, upsample in zip(self.up, self.upsample):
-            for block, attention in zip(level.blocks, level.attentions):
-                h = attention(block(torch.cat([h, skips.pop()], dim=1), embedding))
+            h = level.run(h, embedding, skips, True, context, mask)
             if not isinstance(upsample, nn.Identity):
                 h = upsample(F.interpolate(h, size=skips[-1].shape[-2:], mode="nearest"))  # to the next skip's size
         return self.out(h)  # (B, C, H, W)

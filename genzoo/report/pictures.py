@@ -4,7 +4,8 @@ traversals (for models with a N(0, I) prior, e.g. the VAE), domain swaps and tra
 target for paired data; both directions and the cycles back for two unpaired domains; every domain for
 StarGAN), completed images; for a style-based generator (a space W of mapped codes) interpolations in w, a
 style-mixing grid and a truncation (psi) sweep; for a text model, text at several temperatures (`samples.txt`); and the pictures a family
-declares of itself (`pictures(data, generator)`, e.g. a chair turning, a scene's orbit).
+declares of itself (`pictures(data, generator)`, e.g. a chair turning, a scene's orbit); prompts beside their
+samples (text-to-image models, `genzoo.report.prompts`).
 Written as PNGs to `RUN/pictures/` from the final (EMA, when present) weights; `genzoo latent ...` makes larger ones."""
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ def write_pictures(run: RunFolder, n: int = 8, seed: int = 0) -> list[tuple[str,
     from genzoo.latent import STYLE_SPACE, interpolation_grid, latent_space, traversal
     from genzoo.models.base import CanComplete, CanGenerate, CanReconstruct, CanTranslate, swap_rows
     from genzoo.style_space import PSI_SWEEP, psi_sweep, style_mixing_grid
+    from genzoo.metrics.prompts import accepts_prompts
+    from genzoo.report.prompts import prompt_pictures
 
     model = load(run.path)
     folder = run.path / "pictures"
@@ -51,6 +54,10 @@ def write_pictures(run: RunFolder, n: int = 8, seed: int = 0) -> list[tuple[str,
             save(picture.name, picture.caption, picture.images, picture.columns)
     if isinstance(model, CanGenerate):
         save("samples", "random samples", model.generate(2 * n, generator=generator), n)
+    if accepts_prompts(model):  # text to image: prompts beside their samples, held-out combinations too
+        data = build_dataset(build_config(run.read_config()).data)
+        for name, caption, picture in prompt_pictures(model, data.grammar, generator):
+            save(name, caption, picture, 1)
     if isinstance(model, (CanReconstruct, CanTranslate)):
         data = build_dataset(build_config(run.read_config()).data)
         batch = data.batch(torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n])
