@@ -18,13 +18,14 @@ TINY_MODELS: dict[str, dict[str, Any]] = {
     "swap": {"latent_dim": 4, "width": 4},
     "gan": {"latent_dim": 8, "generator_width": 4, "discriminator_width": 4},
     "classifier": {"width": 4},
+    "dann": {"width": 4, "hidden": 8},
     "ddpm": {"width": 8, "channel_multipliers": [1, 2], "blocks_per_level": 1, "attention_resolutions": [8],
              "timesteps": 10, "sampling_steps": 5},
 }
 
 
 # data settings a family needs beyond the default fake images (two domains for the swap autoencoder)
-TINY_DATA: dict[str, dict[str, Any]] = {"swap": {"domains": [0, 1]}}
+TINY_DATA: dict[str, dict[str, Any]] = {"swap": {"domains": [0, 1]}, "dann": {"target": "fake"}}
 
 
 def tiny_config(family: str, model: dict[str, Any] | None = None, data: dict[str, Any] | None = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from genzoo.config import DataConfig
 from genzoo.data import (  # noqa: F401  (registers the datasets)
-    digits, faces, fake, fashion_mnist, image_folder, paired, text, toy,
+    blend, calo, digits, faces, fake, fashion_mnist, image_folder, mnist, paired, text, toy,
 )
 from genzoo.data.adaptation import SourceTargetData, target_config
 from genzoo.data.base import BatchStream, Dataset, DomainData, ImageData, conform, split_domains

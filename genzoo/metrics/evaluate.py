@@ -73,6 +73,9 @@ def evaluate(model_or_run: Any, metrics: Iterable[str] = DEFAULT_METRICS, *, dat
         if split not in splits:  # model_copy does not validate
             raise GenzooError(f"--split {split!r} is not a split; choose one of: {', '.join(splits)}.")
         data_config = data_config.model_copy(update={"split": split})
+    if data_config.target is not None:  # domain adaptation: the target at the same split, all of it
+        data_config = data_config.model_copy(update={"target": data_config.target.model_copy(
+            update={"split": data_config.split, "max_images": None})})
     network = load_features(extractor, extractor_weights)
     real = build_dataset(data_config.model_copy(update={"max_images": None}))
     num_real = min(num_real or max(num_samples, 10_000), len(real))
