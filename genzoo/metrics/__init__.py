@@ -2,6 +2,7 @@
 
 from genzoo.metrics import features, scores  # noqa: F401  (registers feature networks and metrics)
 from genzoo.metrics import accuracy  # noqa: F401  (classifier accuracy, clean and robust)
+from genzoo.metrics import physics  # noqa: F401  (calorimeter showers: observables, W1, FPD/KPD, classifier AUC)
 from genzoo.metrics.context import EvalContext, Score
 from genzoo.metrics.evaluate import DEFAULT_METRICS, evaluate, evaluate_folders
 
