@@ -4,6 +4,8 @@ and KPD against direct computations with scipy and scikit-learn, the ROC AUC, an
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -15,13 +17,13 @@ from sklearn.metrics.pairwise import polynomial_kernel
 
 import genzoo as gz
 from genzoo.api import make_trainer
-from genzoo.config import DataConfig
+from genzoo.config import DataConfig, build_config, load_config
 from genzoo.data import build_dataset
 from genzoo.data.calo import DATA, SIMULATION, Detector, decode, em_parameters, encode, simulate
 from genzoo.errors import DataError, GenzooError
 from genzoo.metrics.physics import (classifier_auc, frechet_physics_distance, kernel_physics_distance, observables,
                                     roc_auc, separation_power, wasserstein_1d)
-from conftest import tiny_config
+from conftest import TINY_MODELS, tiny_config
 
 CONTAINED = dict(layers=(0.0, 3.0, 19.0, 200.0), cell_size=50.0, noise=0.0, threshold=0.0)  # nothing leaks or is cut
 
@@ -179,13 +181,21 @@ def test_calo_datasets_are_balanced_and_refuse_resizing():
         build_dataset(DataConfig(name="fake", image_size=16, max_images=10, target="calo-data"))
 
 
-def test_a_conditional_model_on_showers_is_scored_by_every_physics_metric(tmp_path):
-    config = tiny_config("vae", model={"conditional": True}, data={"name": "calo", "image_size": None}, steps=2)
-    run = make_trainer(config, tmp_path / "run", progress=False).fit()
-    scores = {s.name: s for s in gz.evaluate(run.path, ["physics", "fpd", "kpd", "calo-auc", "calo-response"],
-                                             num_samples=60, num_real=60)}
-    assert {"w1-energy", "sep-depth", "w1-width_1", "fpd", "kpd", "calo-auc", "response pi+ 100 GeV"} <= set(scores)
-    assert all(np.isfinite(s.value) for s in scores.values())
-    assert scores["fpd"].protocol["n_fake"] == 60 and scores["w1-energy"].protocol["units"] == "GeV"
+def test_the_calo_gan_preset_is_a_conditional_fast_simulator_scored_by_every_physics_metric(tmp_path):
+    raw = load_config("calo-gan").model_dump(mode="json")  # the preset, at a tiny size: 6 showers per class
+    raw["model"].update(TINY_MODELS["gan"])
+    raw["data"].update(max_images=60)
+    raw["train"].update(steps=2, batch_size=8, log_every=1, sample_every=1, eval_samples=60, eval_real=60)
+    run = make_trainer(build_config(raw), tmp_path / "run", progress=False).fit()
+    assert run.config.is_file() and gz.load(run.path).conditional
+    record = json.loads((run.path / "metrics.jsonl").read_text().splitlines()[-1])  # the evaluation at the end
+    during = {s["name"]: s for s in record["scores"]}
+    assert {"w1-energy", "sep-depth", "w1-width_1", "fpd", "kpd", "response pi+ 100 GeV", "resolution e- 5 GeV"} <= set(during)
+    assert all(np.isfinite(s["value"]) for s in during.values())
+    assert during["fpd"]["protocol"]["n_fake"] == 60 and during["w1-energy"]["protocol"]["units"] == "GeV"
+    # batches of 7 do not divide the 10 classes: the labels are asked for explicitly, every class in turn
+    scores = {s.name: s for s in gz.evaluate(run.path, ["calo-auc", "calo-response"], num_samples=60, num_real=60,
+                                             batch_size=7)}
+    assert 0 <= scores["calo-auc"].value <= 1 and scores["response e- 5 GeV"].protocol["n_fake_class"] == 6
     with pytest.raises(GenzooError, match="calorimeter showers"):
         gz.evaluate(make_trainer(tiny_config("vae"), tmp_path / "fake", progress=False).fit().path, ["fpd"], num_samples=10)

@@ -239,13 +239,17 @@ def _showers(ctx: EvalContext) -> dict:
     for batch in ctx.real_dict_batches():
         real_images.append(batch["image"].cpu())
         real_labels.append(batch["label"].cpu())
-    fake_images = torch.cat([images.float().cpu() for images in ctx.fake_batches()])
-    real, fake = decode(torch.cat(real_images)), decode(fake_images)
     model = ctx.model
     conditional = bool(getattr(model, "conditional", False))
-    cached = {"real": real, "fake": fake, "real_labels": torch.cat(real_labels),
-              # generate(n) of a conditional model cycles through the classes (GenerativeModel.preview, class_labels)
-              "fake_labels": torch.arange(len(fake)) % model.num_classes if conditional else None,
+    fake_labels = torch.arange(ctx.num_fake) % model.num_classes if conditional else None  # (n_fake,) every class in turn
+    if conditional:  # labels given explicitly: batches of generate(n) would each restart at class 0
+        generator = torch.Generator(device=model.device).manual_seed(ctx.seed)
+        fake_images = torch.cat([model.generate(len(labels), labels=labels.to(model.device), generator=generator).float().cpu()
+                                 for labels in fake_labels.split(ctx.batch_size)])
+    else:
+        fake_images = torch.cat([images.float().cpu() for images in ctx.fake_batches()])
+    real, fake = decode(torch.cat(real_images)), decode(fake_images)
+    cached = {"real": real, "fake": fake, "real_labels": torch.cat(real_labels), "fake_labels": fake_labels,
               "real_obs": observables(real), "fake_obs": observables(fake),
               "class_names": ctx.real_data.class_names}
     ctx._calo_showers = cached
