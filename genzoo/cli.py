@@ -146,7 +146,7 @@ def sample(
 @app.command("eval")
 def eval_command(
     run: Annotated[Optional[Path], typer.Argument(help="A run folder written by `genzoo train`.", show_default=False)] = None,
-    metrics: Annotated[str, typer.Option(help="Comma-separated: fid, kid, is, pr, dc, variety, recon; accuracy, robust-accuracy (classifier runs).")] = "fid,kid,is,pr,dc,variety",
+    metrics: Annotated[str, typer.Option(help="Comma-separated: fid, kid, is, pr, dc, variety, recon; accuracy, robust-accuracy (classifier and dann runs); physics, fpd, kpd, calo-auc, calo-response (calorimeter showers).")] = "fid,kid,is,pr,dc,variety",
     num_samples: Annotated[int, typer.Option("--num-samples", "-n", min=1, help="Generated images to score.")] = 10_000,
     num_real: Annotated[Optional[int], typer.Option(min=1, help="Real images \\[default: max(num-samples, 10000), capped at the split].", show_default=False)] = None,
     extractor: Annotated[str, typer.Option(help="Feature network: fmnist (offline, shipped) or inception (FID Inception-v3).")] = "fmnist",
