@@ -99,6 +99,7 @@ class TrainConfig(StrictModel):
     warmup_steps: NonNegativeInt = 0  # rates ramp up linearly over this many first steps
     betas: tuple[float, float] = (0.5, 0.999)  # Adam/AdamW only; (0.5, 0.999) as in DCGAN
     weight_decay: NonNegativeFloat = 0.0
+    momentum: float = Field(0.0, ge=0.0, lt=1.0)  # SGD and RMSprop only (DANN's SGD: 0.9)
     group_lr: dict[str, PositiveFloat] = Field(default_factory=dict)  # per parameter group, instead of lr (TTUR)
     ema_decay: float | None = Field(None, ge=0.0, lt=1.0)  # None: no EMA of the weights
     ema_warmup: bool = True  # decay min(ema_decay, (1 + step) / (10 + step)): short runs average well too

@@ -21,6 +21,7 @@ TINY_MODELS: dict[str, dict[str, Any]] = {
     "swap": {"latent_dim": 4, "width": 4},
     "gan": {"latent_dim": 8, "generator_width": 4, "discriminator_width": 4},
     "classifier": {"width": 4},
+    "dann": {"width": 4, "hidden": 8},
     "ddpm": {"width": 8, "channel_multipliers": [1, 2], "blocks_per_level": 1, "attention_resolutions": [8],
              "timesteps": 10, "sampling_steps": 5},
     "pix2pix": {"width": 4, "discriminator_width": 4},
@@ -58,6 +59,7 @@ TINY_DATA: dict[str, dict[str, Any]] = {
     "nerf": {"name": "chair-views", "max_images": 4},
     "latent-diffusion": {"name": "shapes"},
     "gan-cls": {"name": "shapes"},
+    "dann": {"target": "fake"},
 }
 
 

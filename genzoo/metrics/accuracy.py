@@ -38,8 +38,12 @@ def _no_fakes(function):  # noqa: ANN001, ANN202
 @METRICS.register("accuracy")
 @_no_fakes
 def accuracy(ctx: EvalContext) -> list[Score]:
-    """Share of the reference images a classifier labels correctly (use --split test)."""
+    """Share of the reference images a classifier labels correctly (use --split test); source and target
+    accuracy for domain adaptation (data.target)."""
     model = _classifier(ctx, "accuracy")
+    if callable(getattr(ctx.real_data, "target_dataset", None)):  # source/target data: score each side
+        return [_accuracy_of(ctx, model, data, name) for data, name in
+                ((ctx.real_data.source_data, "source-accuracy"), (ctx.real_data.target_dataset(), "target-accuracy"))]
     correct, count = 0, 0
     for batch in ctx.real_dict_batches():
         if "label" not in batch:
@@ -47,6 +51,19 @@ def accuracy(ctx: EvalContext) -> list[Score]:
         correct += (model.predict(batch["image"]).argmax(1) == batch["label"]).sum().item()
         count += len(batch["label"])
     return [Score("accuracy", correct / count, None, _protocol(ctx, "accuracy", count))]
+
+
+def _accuracy_of(ctx: EvalContext, model, data, name: str) -> Score:  # noqa: ANN001
+    """Accuracy on the first min(len(data), n_real) images of one side of source/target data."""
+    if data.labels is None:
+        raise GenzooError(f"the accuracy metric needs labels on both sides, and {data.source} has none; "
+                          "drop accuracy from --metrics or use a labelled target.")
+    count = min(len(data), ctx.num_real)
+    correct = 0
+    for start in range(0, count, ctx.batch_size):
+        batch = data.batch(torch.arange(start, min(start + ctx.batch_size, count)))
+        correct += (model.predict(batch["image"].to(ctx.device)).argmax(1).cpu() == batch["label"].cpu()).sum().item()
+    return Score(name, correct / count, None, _protocol(ctx, name, count, data=data.source))
 
 
 @METRICS.register("robust-accuracy")

@@ -27,7 +27,7 @@ LIKELIHOOD_METRICS = ("nll", "elbo")  # the metrics that read no images, so appl
 def check_modality(modality: str, metrics: Iterable[str], what: str) -> None:
     """Refuse image metrics for a model that makes something else (text), before any work."""
     others = [name for name in metrics if name not in LIKELIHOOD_METRICS]
-    if modality != "image" and others:
+    if modality == "text" and others:  # (classifiers, modality "label", are scored by accuracy metrics that check themselves)
         raise GenzooError(f"{what} makes {modality}, not images, so {', '.join(others)} do not apply; use --metrics nll.")
 
 
@@ -158,6 +158,9 @@ def evaluate(model_or_run: Any, metrics: Iterable[str] = DEFAULT_METRICS, *, dat
     check_modality(getattr(model, "modality", "image"), metrics, f"a {type(model).__name__} model")
     if sampling:
         model = WithSampling(model, sampling_options(model, **sampling))
+    if data_config.target is not None:  # domain adaptation: the target at the same split, all of it
+        data_config = data_config.model_copy(update={"target": data_config.target.model_copy(
+            update={"split": data_config.split, "max_images": None})})
     network = load_features(extractor, extractor_weights)
     data_config = _absolute_root(data_config)
     real = build_dataset(data_config.model_copy(update={"max_images": None}))

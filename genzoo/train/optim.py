@@ -23,12 +23,12 @@ from genzoo.config import TrainConfig
 from genzoo.errors import ConfigError
 from genzoo.models.base import GenerativeModel, GroupSettings, Scheduled
 
-# name -> (torch parameter groups, lr, betas, weight decay, fused) -> optimizer
+# name -> (torch parameter groups, lr, betas, weight decay, momentum, fused) -> optimizer
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
-    "adam": lambda groups, lr, betas, decay, fused: torch.optim.Adam(groups, lr=lr, betas=betas, weight_decay=decay, fused=fused),
-    "adamw": lambda groups, lr, betas, decay, fused: torch.optim.AdamW(groups, lr=lr, betas=betas, weight_decay=decay, fused=fused),
-    "rmsprop": lambda groups, lr, betas, decay, fused: torch.optim.RMSprop(groups, lr=lr, weight_decay=decay),
-    "sgd": lambda groups, lr, betas, decay, fused: torch.optim.SGD(groups, lr=lr, weight_decay=decay),
+    "adam": lambda groups, lr, betas, decay, momentum, fused: torch.optim.Adam(groups, lr=lr, betas=betas, weight_decay=decay, fused=fused),
+    "adamw": lambda groups, lr, betas, decay, momentum, fused: torch.optim.AdamW(groups, lr=lr, betas=betas, weight_decay=decay, fused=fused),
+    "rmsprop": lambda groups, lr, betas, decay, momentum, fused: torch.optim.RMSprop(groups, lr=lr, weight_decay=decay, momentum=momentum),
+    "sgd": lambda groups, lr, betas, decay, momentum, fused: torch.optim.SGD(groups, lr=lr, weight_decay=decay, momentum=momentum),
 }
 
 
@@ -65,7 +65,8 @@ class Optimizers:
             self.params[name] = [p for group in torch_groups for p in group["params"]]
             self.lr_scales[name] = [group["lr_scale"] for group in torch_groups]
             betas = tuple(beta**setting.betas_power for beta in (setting.betas or train.betas))
-            self.optimizers[name] = OPTIMIZERS[train.optimizer](torch_groups, self.base_lr[name], betas, train.weight_decay, fused)
+            self.optimizers[name] = OPTIMIZERS[train.optimizer](torch_groups, self.base_lr[name], betas, train.weight_decay,
+                                                                train.momentum, fused)
 
     def __getitem__(self, name: str) -> torch.optim.Optimizer:
         return self.optimizers[name]
