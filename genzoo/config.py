@@ -109,7 +109,8 @@ class TrainConfig(StrictModel):
     seed: int = 0
     process_noise: Literal["distinct", "shared"] = "distinct"  # shared: every process draws the same noise (parity tests)
     deterministic: bool = False  # deterministic kernels (slower); exact resume on CPU holds either way
-    log_every: PositiveInt = 50  # steps between reads of the losses (the only host syncs); at most steps/20
+    log_every: PositiveInt = 50  # steps between reads of the losses (the only host syncs); at most steps/min_log_records
+    min_log_records: NonNegativeInt = 20  # a short run logs more often, to have this many records; 0: every log_every
     sample_every: PositiveInt = 500  # steps between sample grids in samples/
     checkpoint_every: PositiveInt = 1000  # steps between checkpoints (one is always written at the end)
     on_divergence: Literal["rollback", "stop"] = "rollback"  # a non-finite loss: reload the last checkpoint, or stop

@@ -110,9 +110,10 @@ def test_fashion_mnist_torchvision_layout_with_real_uncompressed_files(tmp_path,
 @pytest.mark.parametrize("split", ["train", "all"])
 def test_fashion_mnist_falls_back_to_embedded_test_split_with_a_note(tmp_path, monkeypatch, split):
     monkeypatch.setattr(fmnist_module, "SYSTEM_PATHS", ())
-    write_fmnist(tmp_path, n_train=0, n_test=3)  # a root without train files is passed over
+    write_fmnist(tmp_path, n_train=0, n_test=3)  # $GENZOO_DATA without train files is passed over
     (tmp_path / "train-images-idx3-ubyte.gz").unlink()
-    data = build(name="fashion-mnist", root=str(tmp_path), split=split)
+    monkeypatch.setenv("GENZOO_DATA", str(tmp_path))  # (an explicit data.root without them is an error instead)
+    data = build(name="fashion-mnist", split=split)
     assert data.images.shape == (10_000, 1, 28, 28) and data.labels[:10].tolist() == T10K_FIRST_LABELS
     assert len(data.notes) == 1 and "embedded" in data.notes[0] and str(tmp_path) in data.notes[0]
 

@@ -165,6 +165,7 @@ def test_short_runs_log_often_enough_and_draw_their_points():
     from genzoo.train.log import log_interval
 
     assert [log_interval(TrainConfig(steps=s, log_every=50)) for s in (10, 100, 1000, 5000)] == [1, 5, 50, 50]
+    assert log_interval(TrainConfig(steps=10, log_every=50, min_log_records=0)) == 50  # exactly as asked
     few = loss_figure([{"step": s, "main/total": 1.0 / s} for s in range(5, 101, 5)])
     many = loss_figure([{"step": s, "main/total": 1.0 / s} for s in range(1, 1001)])
     assert few.axes[0].lines[0].get_marker() == "o" and many.axes[0].lines[0].get_marker() in ("None", None, "")

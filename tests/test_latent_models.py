@@ -282,7 +282,7 @@ def test_glo_and_swap_previews_in_training_grids(tmp_path):
     ("vae", {"samples", "reconstructions", "interpolation", "traversal"}),
     ("autoencoder", {"reconstructions"}),
     ("glo", {"samples", "reconstructions", "interpolation"}),
-    ("swap", {"swaps"}),
+    ("swap", {"swaps", "cycles"}),
 ])
 def test_report_shows_what_each_model_does(family, expected, tmp_path):
     run = make_trainer(tiny_config(family), tmp_path / family, progress=False).fit()

@@ -56,8 +56,11 @@ class TrainingLog:
 
 def log_interval(train: Any) -> int:
     """Steps between log records: `train.log_every`, but at least 20 records in a run, so that a short
-    run's loss curves have points (a 100-step run logs every 5 steps, not once at the end)."""
-    return min(train.log_every, max(1, train.steps // 20))
+    run's loss curves have points (a 100-step run logs every 5 steps, not once at the end); exactly
+    `log_every` with `train.min_log_records=0`."""
+    if not train.min_log_records:
+        return train.log_every
+    return min(train.log_every, max(1, train.steps // train.min_log_records))
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:
