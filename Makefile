@@ -22,8 +22,8 @@ setup: $(STAMP)
 demo: $(STAMP)  ## train a small DCGAN on the embedded data; writes runs/demo (samples, losses, report)
 	$(BIN)/genzoo demo
 
-test: $(STAMP)  ## the default test suite (no slow or GPU tests)
-	$(BIN)/python -m pytest -q
+test: $(STAMP)  ## the default test suite (no slow or GPU tests), as two workers (one file per worker at a time)
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''

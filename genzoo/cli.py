@@ -24,7 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
-out = Console()
+out = Console(soft_wrap=True)  # long paths stay whole (copyable), at any terminal width
 err = Console(stderr=True)
 
 Overrides = Annotated[Optional[list[str]], typer.Argument(help="Dotted overrides, e.g. train.batch_size=128 model.objective=minimax.", show_default=False)]

@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from genzoo.errors import GenzooError
 
-out = Console()
+out = Console(soft_wrap=True)  # long paths stay whole
 
 
 def text_output_path(output: Path) -> Path:

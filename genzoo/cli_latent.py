@@ -25,7 +25,7 @@ latent_app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
-out = Console()
+out = Console(soft_wrap=True)  # long paths stay whole
 
 Run = Annotated[Path, typer.Argument(help="A run folder written by `genzoo train`.", show_default=False)]
 Ema = Annotated[Optional[bool], typer.Option("--ema/--no-ema", help="Use the EMA weights \\[default: when the run has them].", show_default=False)]

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-out = Console()
+out = Console(soft_wrap=True)  # long paths stay whole
 
 
 def translate_command(

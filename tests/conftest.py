@@ -81,6 +81,12 @@ def _seed_and_threads():
     yield
 
 
+def pytest_configure(config) -> None:  # noqa: ANN001
+    """One torch thread per test process: `make test` runs two pytest-xdist workers on two cores, and tiny
+    networks gain nothing from more threads (they wait on each other on a busy machine)."""
+    torch.set_num_threads(1)
+
+
 @contextmanager
 def single_thread() -> Iterator[None]:
     """Torch on one thread for a while: tiny networks gain nothing from two, and on a shared, busy machine
