@@ -134,8 +134,7 @@ def sample(
     top_k: Annotated[Optional[int], typer.Option("--top-k", help="Sample a text model's next token from its K most likely only.", show_default=False)] = None,
     beam: Annotated[Optional[int], typer.Option(help="Beam search with this many beams instead of sampling (text; 1 = greedy); -n best.", show_default=False)] = None,
 ) -> None:
-    """Draw new images from a trained model and save them as one grid, or as one PNG each in a folder (text
-    models: print and save text).
+    """Draw new samples from a trained model: a grid, one PNG each in a folder, or text (text models).
 
     Examples: genzoo sample runs/dcgan -n 64 -o grid.png --truncation 0.7;  genzoo sample runs/cgan --labels Sneaker
 
@@ -205,57 +204,6 @@ def sample(
     what = "one PNG per sample in" if one_per_sample else "a grid of"
     out.print(f"wrote {what} {count} samples{' (EMA weights)' if getattr(model, 'uses_ema', False) else ''} to "
               f"[bold]{escape(str(target))}[/]")
-
-
-@app.command()
-def render(
-    run: Annotated[Path, typer.Argument(help="A run folder of a family that renders (nerf, chairs).")],
-    orbit: Annotated[int, typer.Option("--orbit", min=1, max=3600, help="Frames in one turn around the object.")] = 60,
-    elevation: Annotated[float, typer.Option(min=-89.0, max=89.0, help="Camera elevation in degrees.")] = 30.0,
-    output: Annotated[Path, typer.Option("-o", "--output", help="A .gif (animation) or .png (one grid of the frames).")] = Path("orbit.gif"),
-    size: Annotated[Optional[int], typer.Option(min=8, max=2048, help="Frame side in pixels (nerf) \\[default: the run's].", show_default=False)] = None,
-    chair: Annotated[Optional[int], typer.Option(min=0, help="The chair to turn (chairs) \\[default: 0].", show_default=False)] = None,
-    fps: Annotated[float, typer.Option(min=1.0, max=50.0, help="Frames per second of the GIF.")] = 20.0,
-    ema: Annotated[Optional[bool], typer.Option("--ema/--no-ema", help="Use the EMA weights \\[default: when the run has them].", show_default=False)] = None,
-) -> None:
-    """Turn a trained model's object or scene in front of the camera: one frame per step of a full orbit.
-
-    Examples: genzoo render runs/nerf --orbit 60 -o orbit.gif;  genzoo render runs/chairs --chair 7 --orbit 24 -o chair.png
-    """
-    import inspect
-    import math
-
-    import torch
-    from rich.progress import track
-
-    from genzoo.loading import load
-    from genzoo.models.base import CanRender, capabilities
-    from genzoo.report.grids import output_path, save_gif, save_grid
-
-    if output.suffix.lower() not in ("", ".gif", ".png"):
-        raise GenzooError(f"-o {str(output)!r} is neither a .gif nor a .png; name the file orbit.gif or orbit.png.")
-    output = output_path(output)
-    model = load(run, ema=ema)
-    if not isinstance(model, CanRender):
-        raise GenzooError(f"{run} is a {type(model).__name__} run, which does not render views of an object "
-                          f"(it can: {', '.join(capabilities(model))}); train nerf or chairs.")
-    accepted = inspect.signature(model.render).parameters
-    options = {}
-    for name, value in {"size": size, "chair": chair}.items():
-        if value is not None:
-            if name not in accepted:
-                raise GenzooError(f"a {type(model).__name__} model has no {name}; drop --{name}.")
-            options[name] = value
-    azimuth = torch.arange(orbit) * (2 * math.pi / orbit)
-    frames = torch.cat([model.render(azimuth[i : i + 1], torch.full((1,), math.radians(elevation)), **options)
-                        for i in track(range(orbit), description="rendering", transient=True, disable=not err.is_terminal)])
-    if output.suffix.lower() == ".gif":
-        save_gif(frames, output, fps)
-    else:
-        save_grid(frames, output, columns=min(orbit, 12))
-    out.print(f"wrote {orbit} views{' (EMA weights)' if getattr(model, 'uses_ema', False) else ''} to [bold]{output}[/]")
-
-
 
 
 class _EvalCommand(TyperCommand):
@@ -366,89 +314,6 @@ def report(run: Annotated[Path, typer.Argument(help="A run folder written by `ge
     out.print(f"wrote [bold]{write_report(folder)}[/]")
 
 
-@app.command("run")
-def run_command(
-    procedure: Annotated[str, typer.Argument(help="A procedure (`genzoo list`), e.g. invert.")],
-    settings: Annotated[Optional[list[str]], typer.Argument(help="Its settings as key=value, e.g. run=runs/dcgan steps=300.", show_default=False)] = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder \\[default: runs/PROCEDURE].")] = None,
-    progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
-) -> None:
-    """Run a procedure: optimise an input against fixed, trained networks; no weights are trained.
-
-    Examples: genzoo run invert run=runs/dcgan num_images=8;  genzoo run invert run=runs/vae images=photos/ loss=mae
-    """
-    from genzoo.api import run_procedure
-
-    _print_procedure(run_procedure(procedure, out_dir, overrides=list(settings or []), progress=progress))
-
-
-@app.command()
-def stylize(
-    content: Annotated[str, typer.Argument(help="Content image: a file or a bundled photo (skimage:astronaut, sklearn:china, matplotlib:grace_hopper).")],
-    styles: Annotated[Optional[list[str]], typer.Argument(help="One or more style images (files, skimage:gravel, opencv:starry_night).", show_default=False)] = None,
-    output: Annotated[Path, typer.Option("-o", "--output", help="PNG file for the result.")] = Path("stylized.png"),
-    network: Annotated[str, typer.Option(help="random (multi-scale random filters, no weights) or vgg19.")] = "random",
-    weights: Annotated[Optional[str], typer.Option(help="VGG-19 weights file (torchvision's vgg19-dcbb9e9d.pth) \\[default: torchvision's cache].", show_default=False)] = None,
-    size: Annotated[int, typer.Option(help="Longer side of the result in pixels.")] = 256,
-    steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 300,
-    optimizer: Annotated[str, typer.Option(help="lbfgs or adam.")] = "lbfgs",
-    style_weight: Annotated[Optional[float], typer.Option(help="beta \\[default: the network's].", show_default=False)] = None,
-    content_weight: Annotated[float, typer.Option(help="alpha.")] = 1.0,
-    tv_weight: Annotated[float, typer.Option(help="Total-variation weight.")] = 0.0,
-    init: Annotated[str, typer.Option(help="Start from the content image or from noise.")] = "content",
-    preserve_colour: Annotated[bool, typer.Option("--preserve-colour", help="Transfer luminance only; keep the content's colours.")] = False,
-    texture: Annotated[bool, typer.Option("--texture", help="Texture synthesis: every image given is a style, no content.")] = False,
-    sweep: Annotated[Optional[str], typer.Option(help="Comma list of style weights: one result each, as a grid.", show_default=False)] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the noise start.")] = 0,
-    run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="Run folder with the report \\[default: runs/stylize, runs/stylize-2, ...].", show_default=False)] = None,
-    progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
-) -> None:
-    """Neural style transfer (Gatys et al. 2016): CONTENT painted in the style of STYLE... by optimising the image.
-
-    Examples: genzoo stylize skimage:chelsea skimage:gravel -o cat.png;  genzoo stylize --texture skimage:brick -o brick.png;
-    genzoo stylize photo.jpg starry.jpg --network vgg19 --weights vgg19-dcbb9e9d.pth --preserve-colour
-    """
-    from genzoo.procedures.stylize import stylize as run_stylize
-
-    styles = list(styles or [])
-    if not styles and not texture:
-        raise GenzooError("give a style image after the content image (or --texture to synthesise the content image's texture).")
-    folder = run_stylize(None if texture else content, [content, *styles] if texture else styles, output,
-                         out=run_dir, progress=progress, network=network, weights=weights, size=size, steps=steps,
-                         optimizer=optimizer, style_weight=style_weight, content_weight=content_weight, tv_weight=tv_weight,
-                         init=init, preserve_colour=preserve_colour, seed=seed,
-                         sweep=None if sweep is None else _numbers(sweep, "--sweep"))
-    _print_procedure(folder)
-
-
-@app.command()
-def attack(
-    target: Annotated[str, typer.Argument(help="fmnist (the shipped Fashion-MNIST network) or a classifier run folder.")] = "fmnist",
-    method: Annotated[str, typer.Option(help="fgsm, bim or pgd.")] = "pgd",
-    norm: Annotated[str, typer.Option(help="linf or l2.")] = "linf",
-    eps: Annotated[float, typer.Option(help="Radius in [0, 1] pixel units (L-inf: per pixel).")] = 0.1,
-    steps: Annotated[int, typer.Option(help="Iterations of bim and pgd.")] = 40,
-    step_size: Annotated[Optional[float], typer.Option(help="Step in pixel units \\[default: 2.5 eps / steps].", show_default=False)] = None,
-    restarts: Annotated[int, typer.Option(help="Random starts of pgd; the strongest is kept per image.")] = 1,
-    targeted: Annotated[Optional[str], typer.Option(help="Push every image into this class (index or name) \\[default: any wrong class].", show_default=False)] = None,
-    curve: Annotated[Optional[str], typer.Option(help="Comma list of radii for the accuracy curve \\[default: 0, eps/2, eps, 2 eps].", show_default=False)] = None,
-    num_images: Annotated[int, typer.Option("--num-images", "-n", help="Test images to attack.")] = 500,
-    seed: Annotated[int, typer.Option(help="Seed of the image choice and the random starts.")] = 0,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder \\[default: runs/attack, runs/attack-2, ...].", show_default=False)] = None,
-    progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
-) -> None:
-    """Adversarial examples against a classifier: accuracy before and after, accuracy against eps, pictures.
-
-    Examples: genzoo attack fmnist --method pgd --eps 0.1;  genzoo attack runs/classifier --method fgsm --targeted Sneaker
-    """
-    from genzoo.procedures.attack import attack as run_attack
-
-    radii = None if curve is None else _numbers(curve, "--curve")
-    folder = run_attack(target, out_dir, progress=progress, method=method, norm=norm, eps=eps, steps=steps,
-                        step_size=step_size, restarts=restarts, targeted=targeted, curve=radii, num_images=num_images, seed=seed)
-    _print_procedure(folder)
-
-
 @app.command()
 def demo(
     overrides: Overrides = None,
@@ -500,24 +365,6 @@ def _print_run(run) -> None:  # noqa: ANN001
         out.print(f"report:      {escape(str(run.report))}")
 
 
-def _print_procedure(folder) -> None:  # noqa: ANN001
-    import json
-
-    result = folder.path / "result.json"
-    if result.is_file():
-        for key, value in json.loads(result.read_text(encoding="utf-8")).items():
-            out.print(f"{key + ':':<16} {value:.4g}" if isinstance(value, float) else f"{key + ':':<16} {value}", highlight=False)
-    out.print(f"run folder:  [bold]{folder.path}[/]")
-    out.print(f"report:      {folder.report}")
-
-
-def _numbers(text: str, option: str) -> list[float]:
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise GenzooError(f"{option} {text!r} is not a comma list of numbers, e.g. {option} 0,0.05,0.1.") from None
-
-
 def _first_line(module_name: str) -> str:
     return (sys.modules[module_name].__doc__ or "").strip().splitlines()[0]
 
@@ -543,6 +390,12 @@ from genzoo.cli_translate import translate_command  # noqa: E402
 app.command("translate")(translate_command)
 from genzoo.cli_autoregressive import complete  # noqa: E402
 app.command()(complete)
+from genzoo.cli_render import render  # noqa: E402
+app.command()(render)
+from genzoo.cli_procedures import attack, run_command, stylize  # noqa: E402
+app.command("run")(run_command)
+app.command()(stylize)
+app.command()(attack)
 
 
 def main() -> None:

@@ -21,8 +21,7 @@ def translate_command(
     ema: Annotated[Optional[bool], typer.Option("--ema/--no-ema", help="Use the EMA weights \\[default: when the run has them].", show_default=False)] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per batch.")] = 64,
 ) -> None:
-    """Translate images with a trained model: each input is resized and centre-cropped to the model's size and
-    written under OUT as a PNG.
+    """Translate images with a trained model, each resized and centre-cropped to its size, into PNGs under OUT.
 
     Examples: genzoo translate runs/pix2pix edges/ -o photos/;  genzoo translate runs/cyclegan boot.png --to a -o out/;
     genzoo translate runs/stargan shoes/ --to Sandal -o sandals/
