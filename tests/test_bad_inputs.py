@@ -778,6 +778,8 @@ def test_the_corpus_covers_every_command_and_is_big_enough():
             "latent", "cli", "stylize", "attack", "translate", "complete", "rays", "render"} <= groups
     assert len(CASES) >= 30 and len({c.id for c in CASES}) == len(CASES)
     assert sum(c.process for c in CASES) >= 2
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    assert f"A corpus of {len(CASES)} mistakes" in readme  # the README's count is this table's
 
 
 # ----------------------------------------------------------------------------- odd but valid: must work
