@@ -14,13 +14,13 @@ from genzoo.api import make_trainer
 
 @pytest.mark.parametrize("family, ema", [("gan", 0.9), ("vae", None), ("autoencoder", 0.5), ("pix2pix", None),
                                          ("stargan", 0.5), ("pixelcnn", 0.5), ("char-lm", None),
-                                         ("chairs", 0.5), ("nerf", None)])
+                                         ("chairs", 0.5), ("nerf", None), ("dann", None)])
 def test_stop_and_resume_equals_straight_run(family, ema, tmp_path):
-    """Runs of 2, 4 and 6 steps: a rate schedule over the run's length would differ between them, so StarGAN's
-    decay is off here (schedules across a stop and resume: test_trainer.py; cyclegan, with its history pool and
+    """Runs of 2, 4 and 6 steps: a schedule over the run's length would differ between them, so StarGAN's
+    decay and DANN's lambda and rate schedules are off here (schedules across a stop and resume: test_trainer.py; cyclegan, with its history pool and
     decay: test_translation.py)."""
     extra = {"ema_decay": ema, "checkpoint_every": 100}
-    model = {"decay_from": 1.0} if family == "stargan" else None
+    model = {"stargan": {"decay_from": 1.0}, "dann": {"grl_lambda": 1.0, "lr_decay": False}}.get(family)
     straight = make_trainer(tiny_config(family, model, steps=6, **extra), tmp_path / "straight", progress=False).fit()
     make_trainer(tiny_config(family, model, steps=2, **extra), tmp_path / "resumed", progress=False).fit()
     make_trainer(tiny_config(family, model, steps=4, **extra), tmp_path / "resumed", resume=True, progress=False).fit()
