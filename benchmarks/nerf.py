@@ -16,7 +16,8 @@ Measured on `--test` cameras of the test split (other random cameras than the tr
 SSIM of the rendered views against the renderer's images; training rays per second of genzoo's step and
 of a plain eager PyTorch loop (the same model, Adam and rays; alternating rounds, the fastest of each:
 benchmarks/step_speed.py); CPU time of training and of rendering one frame (one thread by default: on a
-shared machine the wall clock says more about the other load than about the work).
+shared machine the wall clock says more about the other load than about the work). A last row scores an
+all-white image (the empty scene on the white background): a row near it learned nothing but the background.
 Prints a table, writes JSON, a picture (true test views, then each row's renders) and an orbit GIF of
 the complete model.
 
@@ -125,10 +126,12 @@ def main() -> None:
             frames = model.render(azimuth, torch.full((36,), math.radians(30)), size=2 * args.size)
             save_gif(frames, args.out / "nerf_orbit.gif", 12)
 
-    _print_table(rows, args)
+    white = torch.ones_like(truth)  # the empty scene: what a model that learned only the background scores
+    blank = {"psnr": float(psnr(white, truth).mean()), "ssim": float(ssim(white, truth).mean()) if args.size >= 11 else None}
+    _print_table(rows, args, blank)
     result = {"benchmark": "nerf", "device": "cpu", "machine": platform.processor() or platform.machine(),
               "threads": torch.get_num_threads(), "steps": args.steps, "batch_rays": args.batch, "views": args.views,
-              "test_views": args.test, "size": args.size, "rows": rows,
+              "test_views": args.test, "size": args.size, "rows": rows, "all_white": blank,
               "paper": {"psnr": 31.01, "ssim": 0.947, "data": "Blender synthetic scenes, 800 x 800"}}
     (args.out / "nerf.json").write_text(json.dumps(result, indent=2) + "\n")
     k = min(5, args.test)
@@ -140,7 +143,7 @@ def main() -> None:
     print(f"wrote {args.out / 'nerf.json'} and " + ", ".join(str(p) for p in written))
 
 
-def _print_table(rows: list[dict], args) -> None:  # noqa: ANN001
+def _print_table(rows: list[dict], args, blank: dict) -> None:  # noqa: ANN001
     print(f"\nchair-views: {args.views} training cameras at {args.size} px, {args.steps} steps of {args.batch} rays; "
           f"{args.test} held-out cameras")
     print("| row | PSNR (dB) | SSIM | train CPU min | rays / CPU s | genzoo / plain loop | render CPU s / frame |")
@@ -149,6 +152,8 @@ def _print_table(rows: list[dict], args) -> None:  # noqa: ANN001
         ssim_text = "–" if r["ssim"] is None else f"{r['ssim']:.3f}"
         print(f"| {r['row']} | {r['psnr']:.2f} | {ssim_text} | {r['train_cpu_seconds'] / 60:.1f} | {r['rays_per_cpu_s']:,.0f} | "
               f"{r['speed_ratio']:.2f}x | {r['render_cpu_seconds_per_frame']:.2f} |")
+    ssim_text = "–" if blank["ssim"] is None else f"{blank['ssim']:.3f}"
+    print(f"| all-white image (the empty scene) | {blank['psnr']:.2f} | {ssim_text} | – | – | – | – |")
 
 
 if __name__ == "__main__":

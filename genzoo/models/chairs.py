@@ -91,6 +91,11 @@ class ChairDecoder(nn.Module):
         self.up = nn.Sequential(*(UpConvolution(width * 2 ** (k + 1), width * 2**k) for k in reversed(range(doublings))))
         self.to_image = nn.Conv2d(width, channels, 5, padding=2)
         self.to_mask = nn.Conv2d(width, 1, 5, padding=2)
+        # Start at the renders' white background (tanh(1.5) = 0.91) and a mostly empty mask (sigmoid(-1.6) = 0.17):
+        # from zero outputs, Adam's first steps push every pixel towards white at once through every layer, the
+        # outputs saturate (pre-activations in the hundreds) and training stalls at a blank image.
+        nn.init.constant_(self.to_image.bias, 1.5)
+        nn.init.constant_(self.to_mask.bias, -1.6)
 
     def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
         features = self.fully_connected(h).view(len(h), self.start_channels, self.base, self.base)  # (B, C0, b, b)
