@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -87,16 +85,12 @@ def pytest_configure(config) -> None:  # noqa: ANN001
     torch.set_num_threads(1)
 
 
-@contextmanager
-def single_thread() -> Iterator[None]:
-    """Torch on one thread for a while: tiny networks gain nothing from two, and on a shared, busy machine
-    two threads wait on each other (a tiny U-Net's forward pass measured 20 times slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+def single_thread():  # noqa: ANN201
+    """Torch on one thread for a while (the suite already runs on one: `pytest_configure`; kept for runs of
+    single files with other settings)."""
+    from genzoo.nn.decoding import sequential_cpu
+
+    return sequential_cpu(torch.device("cpu"))
 
 
 @pytest.fixture(autouse=True)
