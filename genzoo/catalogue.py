@@ -18,12 +18,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from genzoo.io import cache_root
+
 PACKAGE = Path(__file__).parent
 SECTIONS = ("families", "procedures", "presets", "datasets", "metrics", "features")
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("GENZOO_CACHE") or Path.home() / ".cache" / "genzoo").expanduser()
 
 
 def package_key() -> str:

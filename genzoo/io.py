@@ -174,3 +174,33 @@ def _holder(inode: int) -> str:
                 command = ""
             return f"process {pid}" + (f" ({command[:120]})" if command else "")
     return "another process"
+
+
+def cache_root() -> Path:
+    """genzoo's cache folder: `$GENZOO_CACHE`, else ~/.cache/genzoo."""
+    return Path(os.environ.get("GENZOO_CACHE") or Path.home() / ".cache" / "genzoo").expanduser()
+
+
+def cached_arrays(path: Path, make: Callable[[], dict]) -> dict:
+    """The named numpy arrays kept in the .npz file `path`: read when it is whole, else made by `make()` and
+    written atomically. A damaged file is made again; an unwritable cache only costs time."""
+    import numpy as np
+
+    if path.is_file():
+        try:
+            with np.load(path) as saved:
+                return {name: saved[name] for name in saved.files}
+        except (OSError, ValueError, KeyError):
+            pass
+    arrays = make()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+        def write(temporary: Path) -> None:
+            with open(temporary, "wb") as handle:
+                np.savez(handle, **arrays)
+
+        atomic_write(path, write)
+    except (OSError, GenzooError):
+        pass
+    return arrays

@@ -61,9 +61,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -72,7 +70,7 @@ from torch import Tensor
 from genzoo.config import DataConfig
 from genzoo.data.base import ImageData
 from genzoo.errors import DataError, GenzooError
-from genzoo.io import atomic_write
+from genzoo.io import cache_root, cached_arrays
 from genzoo.registry import DATASETS
 
 VERSION = 1  # of the simulator: part of the cache key
@@ -268,25 +266,8 @@ SPLIT_SEEDS = {"train": 0, "test": 1, "all": 2}
 
 def _cached(name: str, settings: dict, make) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
     key = hashlib.sha256(json.dumps({"version": VERSION, "name": name, **settings}, sort_keys=True).encode()).hexdigest()[:24]
-    path = Path(os.environ.get("GENZOO_CACHE", Path.home() / ".cache" / "genzoo")).expanduser() / "data" / f"calo-{key}.npz"
-    if path.is_file():
-        try:
-            with np.load(path) as saved:
-                return saved["pixels"], saved["labels"]
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged cache file is made again
-    pixels, labels = make()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-
-        def write(temporary: Path) -> None:
-            with open(temporary, "wb") as handle:
-                np.savez(handle, pixels=pixels, labels=labels)
-
-        atomic_write(path, write)
-    except (OSError, GenzooError):
-        pass  # an unwritable cache only costs time
-    return pixels, labels
+    arrays = cached_arrays(cache_root() / "data" / f"calo-{key}.npz", lambda: dict(zip(("pixels", "labels"), make())))
+    return arrays["pixels"], arrays["labels"]
 
 
 def _showers(config: DataConfig, name: str, detector: Detector, pid: bool) -> Showers:

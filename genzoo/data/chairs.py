@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from pathlib import Path
 
 import torch
@@ -34,6 +33,7 @@ from genzoo.data.base import ImageData
 from genzoo.data.cameras import focal_length, orbit_poses
 from genzoo.data.chair_render import CLASSES, TYPE_DIM, chair_types, render, type_class
 from genzoo.data.info import DataInfo
+from genzoo.io import cache_root
 from genzoo.registry import DATASETS
 
 RENDERER_VERSION = 1  # bump when the renderer's pictures change: the cache keys change with it
@@ -98,7 +98,7 @@ class ChairsData(ImageData):
 
 
 def _cache_path(key: dict) -> Path:
-    root = Path(os.environ.get("GENZOO_CACHE", Path.home() / ".cache" / "genzoo")).expanduser() / "data"
+    root = cache_root() / "data"
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
     return root / f"chairs-{digest}.safetensors"
 

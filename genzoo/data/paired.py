@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import importlib.util
-import os
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +47,7 @@ from genzoo.data.fashion_mnist import fashion_mnist
 from genzoo.data.image_folder import find_images, is_grey, open_image, pixels
 from genzoo.data.info import DataInfo
 from genzoo.errors import DataError, GenzooError
-from genzoo.io import atomic_write
+from genzoo.io import atomic_write, cache_root
 from genzoo.registry import DATASETS
 
 SPLIT_FOLDERS = {"train": ("train",), "test": ("test", "val"), "all": ()}
@@ -180,7 +179,7 @@ def paired_folder(config: DataConfig) -> PairedData:
 # ----------------------------------------------------------------------------- edges2fashion
 
 def _cache_folder() -> Path:
-    return Path(os.environ.get("GENZOO_CACHE", Path.home() / ".cache" / "genzoo")).expanduser() / "data"
+    return cache_root() / "data"
 
 
 def canny_edges(images: Tensor) -> Tensor:

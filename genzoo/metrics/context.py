@@ -28,6 +28,7 @@ from torch import Tensor
 
 from genzoo.data.base import ImageData
 from genzoo.errors import GenzooError
+from genzoo.io import cache_root
 from genzoo.metrics.features import FeatureNetwork
 from genzoo.metrics.functional import RunningMoments
 from genzoo.models.base import CanGenerate
@@ -67,7 +68,7 @@ def extract(batches: Iterator[Tensor], network: FeatureNetwork, description: str
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("GENZOO_CACHE", Path.home() / ".cache" / "genzoo")).expanduser() / "reference"
+    return cache_root() / "reference"
 
 
 class EvalContext:
