@@ -18,6 +18,8 @@ import genzoo as gz
 from genzoo.api import make_trainer
 from genzoo.config import build_config
 from genzoo.data import build_dataset
+from genzoo.data.adaptation import SourceTargetData
+from genzoo.data.base import ImageData
 from genzoo.models.dann import DANN, grl_lambda, lr_factor, reverse_gradient
 from genzoo.train.trainer import Trainer
 
@@ -97,10 +99,10 @@ def test_a_run_follows_the_schedules_and_resumes_exactly_mid_schedule(tmp_path):
 
 def test_eval_scores_source_and_target_accuracy_at_the_evaluation_split(tmp_path, capsys):
     run = tmp_path / "run"
-    code, _, err = genzoo(capsys, *["train", "dann", "model.width=4", "model.hidden=8", "data.name=fake", "data.image_size=16",
+    code, out, err = genzoo(capsys, *["train", "dann", "model.width=4", "model.hidden=8", "data.name=fake", "data.image_size=16",
                            "data.max_images=64", "data.target.name=fake", "data.target.max_images=32", "train.steps=2",
                            "train.batch_size=8", "--no-progress", "--out", str(run)])
-    assert code == 0, err
+    assert code == 0 and "carries labels, and this run treats it as unlabelled" in out + err, err
     scores = {s.name: s for s in gz.evaluate(run, ["accuracy"])}  # (fake data has no splits to ask for)
     assert set(scores) == {"source-accuracy", "target-accuracy"}
     assert scores["target-accuracy"].protocol["n_real"] == 512  # all of the target, not the training run's 32
@@ -118,3 +120,18 @@ def test_dann_needs_a_target_and_images_of_its_size(tmp_path, capsys):
     assert code == 2 and "data.target=NAME" in err and not (tmp_path / "a").exists()
     code, _, err = genzoo(capsys, *["train", "dann", "data.name=digits", "data.target=fake", "--out", str(tmp_path / "b")])
     assert code == 2 and "at least 16 px" in err
+
+
+def test_a_labelled_target_is_warned_about_and_its_labels_never_reach_a_batch():
+    config = build_config({"family": "dann", "data": {"name": "fake", "image_size": 16, "max_images": 32,
+                                                      "target": {"name": "fake", "max_images": 16}}}).data
+    labelled = build_dataset(config)
+    assert labelled.target_labels is not None and any("carries labels" in note for note in labelled.notes)
+    target = labelled.target_data
+    unlabelled = SourceTargetData(labelled.source_data, ImageData(target.images, None, source=target.source))
+    assert not any("carries labels" in note for note in unlabelled.notes)
+    indices = torch.arange(len(labelled))
+    with_labels, without = labelled.batch(indices), unlabelled.batch(indices)
+    assert set(with_labels) == {"source", "source_label", "target"}  # no target label key
+    for key in with_labels:  # the same batches whether the target has labels or not
+        assert torch.equal(with_labels[key], without[key]), key

@@ -33,6 +33,10 @@ class SourceTargetData:
         self.source = (f"source {source.source} ({len(source)} images, labelled); target {target.source} "
                        f"({len(target)} images, labels kept for evaluation only)")
         self.notes = [*source.notes, *target.notes]
+        if target.labels is not None:  # the run says unlabelled: warn, and never put the labels in a batch
+            self.notes.append(f"the target {target.source} carries labels, and this run treats it as unlabelled: "
+                              "training never reads them (a batch holds the target's images only); "
+                              "`genzoo eval --metrics accuracy` uses them to score the target.")
         if target.num_classes is not None and target.num_classes != source.num_classes:
             self.notes.append(f"the target has {target.num_classes} classes and the source {source.num_classes}; "
                               "accuracy on the target compares label values as they are.")
