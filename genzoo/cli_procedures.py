@@ -97,10 +97,17 @@ def attack(
 def print_procedure(folder) -> None:  # noqa: ANN001
     import json
 
+    def lines(values: dict, prefix: str = ""):  # noqa: ANN202  (nested results as dotted keys)
+        for key, value in values.items():
+            if isinstance(value, dict):
+                yield from lines(value, f"{prefix}{key}.")
+            elif value not in ([], None):
+                yield f"{prefix}{key}", f"{value:.4g}" if isinstance(value, float) else str(value)
+
     result = folder.path / "result.json"
     if result.is_file():
-        for key, value in json.loads(result.read_text(encoding="utf-8")).items():
-            out.print(f"{key + ':':<16} {value:.4g}" if isinstance(value, float) else f"{key + ':':<16} {value}", highlight=False)
+        for key, value in lines(json.loads(result.read_text(encoding="utf-8"))):
+            out.print(f"{key + ':':<16} {value}", highlight=False)
     out.print(f"run folder:  [bold]{folder.path}[/]")
     out.print(f"report:      {folder.report}")
 

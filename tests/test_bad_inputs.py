@@ -474,6 +474,12 @@ CASES = [
          lambda t, r: ["train", "dann", *FAKE, "data.image_size=28", "data.target=calo-data", "--out", t / "new"]),
     Case("eval/physics-metrics-on-images", "calorimeter showers",
          lambda t, r: ["eval", r("vae"), "--metrics", "fpd", "-n", "8"]),
+    Case("simulate/energy-outside-the-range", "outside the simulated range [1, 200] GeV",
+         lambda t, r: ["run", "simulate", "particle=e-", "energy=500", "--out", t / "new"]),
+    Case("simulate/negative-energy", "energy", lambda t, r: ["run", "simulate", "energy=-5", "--out", t / "new"]),
+    Case("simulate/unknown-particle", "particle", lambda t, r: ["run", "simulate", "particle=mu-", "--out", t / "new"]),
+    Case("simulate/run-of-other-images", "not on calorimeter showers",
+         lambda t, r: ["run", "simulate", f"run={r('gan')}", "count=8", "--out", t / "new"]),
     Case("sample/guidance-on-an-unconditional-model", "--guidance", lambda t, r: ["sample", r("gan"), "--guidance", "3"]),
     # --- autoregressive models: text sampling, completion
     Case("sample/prompt-outside-the-vocabulary", "not in the model's vocabulary",
@@ -775,7 +781,7 @@ def test_bad_input_ends_in_one_sentence_exit_2_nothing_damaged(case: Case, built
 def test_the_corpus_covers_every_command_and_is_big_enough():
     groups = {c.id.split("/")[0] for c in CASES}
     assert {"config", "yaml", "images", "fmnist", "text", "paired", "target", "data", "train", "resume", "sample", "eval", "report", "demo",
-            "latent", "cli", "stylize", "attack", "translate", "complete", "rays", "render"} <= groups
+            "latent", "cli", "stylize", "attack", "translate", "complete", "rays", "render", "simulate"} <= groups
     assert len(CASES) >= 30 and len({c.id for c in CASES}) == len(CASES)
     assert sum(c.process for c in CASES) >= 2
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")

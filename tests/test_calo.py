@@ -181,19 +181,60 @@ def test_calo_datasets_are_balanced_and_refuse_resizing():
         build_dataset(DataConfig(name="fake", image_size=16, max_images=10, target="calo-data"))
 
 
-def test_the_calo_gan_preset_is_a_conditional_fast_simulator_scored_by_every_physics_metric(tmp_path):
-    raw = load_config("calo-gan").model_dump(mode="json")  # the preset, at a tiny size: 6 showers per class
-    raw["model"].update(TINY_MODELS["gan"])
+@pytest.mark.parametrize("preset", ["calo-gan", "calo-vae", "calo-ddpm"])
+def test_the_calo_presets_are_conditional_fast_simulators_scored_by_every_physics_metric(preset, tmp_path):
+    raw = load_config(preset).model_dump(mode="json")  # the preset, at a tiny size: 6 showers per class
+    raw["model"].update(TINY_MODELS[raw["family"]])
     raw["data"].update(max_images=60)
     raw["train"].update(steps=2, batch_size=8, log_every=1, sample_every=1, eval_samples=60, eval_real=60,
                         eval_metrics=[*raw["train"]["eval_metrics"], "calo-auc"])  # (gz.evaluate would simulate 20k)
     run = make_trainer(build_config(raw), tmp_path / "run", progress=False).fit()
     assert run.config.is_file() and gz.load(run.path).conditional
+    if preset == "calo-gan":  # a fast simulator beside the simulator at one class: `genzoo run simulate`
+        check_simulate_with_a_run(run.path, tmp_path)
     record = json.loads((run.path / "metrics.jsonl").read_text().splitlines()[-1])  # the evaluation at the end
     during = {s["name"]: s for s in record["scores"]}
     assert {"w1-energy", "sep-depth", "w1-width_1", "fpd", "kpd", "response pi+ 100 GeV", "resolution e- 5 GeV"} <= set(during)
     assert all(np.isfinite(s["value"]) for s in during.values())
     assert during["fpd"]["protocol"]["n_fake"] == 60 and during["w1-energy"]["protocol"]["units"] == "GeV"
     assert 0 <= during["calo-auc"]["value"] <= 1 and during["response e- 5 GeV"]["protocol"]["n_fake_class"] == 6
+
+
+def test_physics_metrics_refuse_a_model_of_other_images(tmp_path):
     with pytest.raises(GenzooError, match="calorimeter showers"):
         gz.evaluate(make_trainer(tiny_config("vae"), tmp_path / "fake", progress=False).fit().path, ["fpd"], num_samples=10)
+
+
+def check_simulate_with_a_run(run, tmp_path):  # noqa: ANN001
+    folder = gz.run_procedure("simulate", tmp_path / "both", overrides={"particle": "pi+", "energy": 20, "count": 40,
+                                                                       "run": str(run)}, progress=False)
+    result = json.loads((folder.path / "result.json").read_text())
+    showers = np.load(folder.path / "showers.npz")
+    assert showers["generated"].shape == showers["simulated"].shape == (40, 3, 16, 16)
+    model = gz.load(run)
+    with torch.no_grad():  # the generator's showers of class "pi+ 20 GeV", with the procedure's seed
+        expected = decode(model.generate(40, labels=torch.full((40,), model.info.class_names.index("pi+ 20 GeV")),
+                                         generator=torch.Generator().manual_seed(0))).float()
+    assert torch.allclose(torch.from_numpy(showers["generated"]), expected)
+    assert set(result["w1"]) == {"energy", "depth", "width_1", "fraction_0"} and 0 <= result["classifier_auc"] <= 1
+    assert result["speed_up"] == pytest.approx(result["generator"]["showers_per_s"] / result["simulator"]["showers_per_s"])
+    with pytest.raises(GenzooError, match=r"trained on e- and pi\+ at 5, 10, 20, 50, 100 GeV only, not e- at 30 GeV"):
+        gz.run_procedure("simulate", tmp_path / "no", overrides={"energy": 30, "run": str(run)}, progress=False)
+    assert not (tmp_path / "no").exists()
+
+
+def test_simulate_writes_the_simulators_showers_and_refuses_energies_outside_its_range(tmp_path, capsys):
+    from test_cli import genzoo
+
+    code, out, err = genzoo(capsys, "run", "simulate", "particle=e-", "energy=50", "count=30", "detector=data",
+                            "--no-progress", "--out", str(tmp_path / "sim"))
+    assert code == 0 and "simulator.mean_energy_gev" in out, err
+    showers = np.load(tmp_path / "sim" / "showers.npz")["simulated"]
+    assert np.array_equal(showers, simulate(["e-"] * 30, [50.0] * 30, seed=[0, 0], detector=DATA))  # seeded, as stated
+    result = json.loads((tmp_path / "sim" / "result.json").read_text())
+    assert result["simulator"]["mean_energy_gev"] == pytest.approx(showers.sum((1, 2, 3)).mean(), rel=1e-5)
+    assert {p["file"] for p in json.loads((tmp_path / "sim" / "pictures" / "index.json").read_text())} == {
+        "mean_shower.png", "observables.png"}
+    code, _, err = genzoo(capsys, "run", "simulate", "energy=0.5", "--out", str(tmp_path / "low"))
+    assert code == 2 and err.strip() == ("error: energy 0.5 GeV is outside the simulated range [1, 200] GeV; "
+                                         "choose energies in that range.") and not (tmp_path / "low").exists()

@@ -29,6 +29,7 @@ class SourceTargetData:
             raise DataError(f"data.target needs a labelled source, but {source.source} has no labels; use a labelled "
                             "dataset (e.g. fashion-mnist, or class sub-folders) as data.name.")
         self.source_data, self.target_data = source, target
+        self.split = source.split  # the split both sides are (evaluation asks the target for the source's)
         self.pairing = torch.randperm(max(len(source), len(target)), generator=torch.Generator().manual_seed(0))
         self.source = (f"source {source.source} ({len(source)} images, labelled); target {target.source} "
                        f"({len(target)} images, labels kept for evaluation only)")

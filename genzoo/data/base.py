@@ -176,7 +176,9 @@ def split_domains(data: ImageData, domains: tuple[int | str, int | str]) -> Doma
         if len(part) == 0:
             raise DataError(f"domain {name!r} has no images in {data.source}; choose classes present in the data.")
     source = f"{data.source}, domains {label[0]!r} ({len(parts[0])}) and {label[1]!r} ({len(parts[1])})"
-    return DomainData(parts[0], parts[1], (label[0], label[1]), source, data.notes)
+    domains = DomainData(parts[0], parts[1], (label[0], label[1]), source, data.notes)
+    domains.split = data.split
+    return domains
 
 
 def keep_classes(data: ImageData, classes: tuple[int | str, ...]) -> ImageData:
@@ -194,7 +196,8 @@ def keep_classes(data: ImageData, classes: tuple[int | str, ...]) -> ImageData:
         if count == 0:
             raise DataError(f"class {name!r} has no images in {data.source}; choose classes present in the data.")
     source = f"{data.source}, classes {', '.join(f'{n!r} ({c})' for n, c in zip(names, counts))}"
-    return ImageData(data.images[keep], new_labels[keep], len(values), source=source, notes=data.notes, class_names=names)
+    return ImageData(data.images[keep], new_labels[keep], len(values), source=source, notes=data.notes, class_names=names,
+                     split=data.split)
 
 
 def conform(data: ImageData, config: DataConfig) -> ImageData:

@@ -297,7 +297,7 @@ def _showers(config: DataConfig, name: str, detector: Detector, pid: bool) -> Sh
     condition = "data" if detector is DATA else "simulation"
     what = "e- or pi+ of 10-100 GeV" if pid else "e- and pi+ at 5-100 GeV"
     return Showers(torch.from_numpy(pixels), torch.from_numpy(labels), num_classes=len(names), class_names=names,
-                   source=f"{name}: {n} toy calorimeter showers ({what}; {condition} conditions; split {config.split})")
+                   split=config.split, source=f"{name}: {n} toy calorimeter showers ({what}; {condition} conditions; split {config.split})")
 
 
 @DATASETS.register("calo")

@@ -225,5 +225,7 @@ def fashion_mnist_captions(config: DataConfig) -> CaptionedImages:
              for caption in grammar.captions(images[chunk : chunk + 10_000].float() / 127.5 - 1, labels[chunk : chunk + 10_000])]
     if not texts:
         raise DataError(f"no images found in {data.source}; point data.root at the Fashion-MNIST files.")
-    return CaptionedImages(images, tokenizer.encode(texts), tokenizer, grammar, labels, 10, data.source + ", captioned",
-                           data.notes, data.class_names)
+    captioned = CaptionedImages(images, tokenizer.encode(texts), tokenizer, grammar, labels, 10, data.source + ", captioned",
+                                data.notes, data.class_names)
+    captioned.split = data.split
+    return captioned

@@ -153,4 +153,6 @@ def chairs(config: DataConfig) -> ChairsData:
            "azimuths": AZIMUTHS, "elevations": ELEVATIONS, "camera": [DISTANCE, TARGET, FOV]}
     images, masks = _load_or_render(key, types, azimuth, elevation, size)
     source = f"chairs: {count:,} renders of {int(chairs[-1]) + 1} chairs, {views} {config.split} views, {size} px"
-    return ChairsData(images, masks, types, chairs, view_code(azimuth, elevation), source)
+    data = ChairsData(images, masks, types, chairs, view_code(azimuth, elevation), source)
+    data.split = config.split
+    return data

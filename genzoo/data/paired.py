@@ -61,6 +61,7 @@ class PairedData:
     names: tuple[str, str]  # the sides' names, for info.domains
     source: str = ""
     notes: list[str] = field(default_factory=list)
+    split: str | None = None  # the split these pairs really are; None: the data has no splits
 
     def __post_init__(self) -> None:
         if len(self.images_a) == 0:
@@ -172,7 +173,9 @@ def paired_folder(config: DataConfig) -> PairedData:
         sides[1].append(resize_crop(b, size))
     layout = "aligned A|B images" if aligned else "pairs from folders A/ and B/"
     where = folder if aligned else f"{folder_a} and {folder_b}"
-    data = PairedData(torch.cat(sides[0]), torch.cat(sides[1]), ("A", "B"), f"{len(pairs)} {layout} in {where}", notes)
+    found = bool({folder.name, folder_a.name} & set(SPLIT_FOLDERS[config.split]))  # a train/, test/ or val/ sub-folder
+    data = PairedData(torch.cat(sides[0]), torch.cat(sides[1]), ("A", "B"), f"{len(pairs)} {layout} in {where}", notes,
+                      config.split if found else None)
     return data.oriented(config.direction)
 
 
@@ -226,5 +229,5 @@ def edges2fashion(config: DataConfig) -> PairedData:
     size = photos.images.shape[-1]
     source = f"edges2fashion: {len(edges)} images of {photos.source} with their Canny edges at {size} px"
     data = PairedData(convert_channels(edges, config.channels), convert_channels(photos.images, config.channels),
-                      ("edges", "fashion"), source, photos.notes)
+                      ("edges", "fashion"), source, photos.notes, photos.split)
     return data.oriented(config.direction)

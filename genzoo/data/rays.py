@@ -66,6 +66,7 @@ class RayData:
 
     keys = ("origin", "direction", "colour")
     labels = None  # (`genzoo.data.base.conform` reads it; rays have no labels, and max_images is applied here)
+    split: str | None = None  # the split these views really are; None: the data has no splits
 
     @property
     def info(self) -> DataInfo:
@@ -127,8 +128,10 @@ def chair_views(config: DataConfig) -> ChairScene:
     shifted = poses.clone()
     shifted[:, :3, 3] += torch.tensor(SCENE_CENTRE)
     images, _ = render(scene_type().expand(n, -1), shifted, size, focal)
-    return ChairScene(images, poses, focal, SCENE_DISTANCE - SCENE_RADIUS, SCENE_DISTANCE + SCENE_RADIUS,
-                      source=f"chair-views: one armchair from {n} {config.split} cameras, {size} px")
+    scene = ChairScene(images, poses, focal, SCENE_DISTANCE - SCENE_RADIUS, SCENE_DISTANCE + SCENE_RADIUS,
+                       source=f"chair-views: one armchair from {n} {config.split} cameras, {size} px")
+    scene.split = config.split
+    return scene
 
 
 # ----------------------------------------------------------------------------- transforms.json folders
@@ -218,5 +221,7 @@ def posed_images(config: DataConfig) -> RayData:
     if not (isinstance(near, (int, float)) and isinstance(far, (int, float)) and 0 <= near < far):
         raise DataError(f"{where!r} has near/far values that are not 0 <= near < far; fix or remove them.")
     focal = focal_length(width, angle) * size / width
-    return RayData(torch.cat(images), poses_t, focal, near, far,
-                   source=f"posed-images: {len(frames)} views from {where}, {size} px")
+    views = RayData(torch.cat(images), poses_t, focal, near, far,
+                    source=f"posed-images: {len(frames)} views from {where}, {size} px")
+    views.split = config.split if path.name == f"transforms_{config.split}.json" else None  # transforms.json: no splits
+    return views

@@ -321,5 +321,7 @@ def shapes(config: DataConfig) -> CaptionedImages:
     images = render(scenes, size, generator)
     tokenizer = Tokenizer.for_words(WORDS, MAX_WORDS)
     texts = scenes.captions()
-    return CaptionedImages(images, tokenizer.encode(texts), tokenizer, ShapesGrammar(),
+    data = CaptionedImages(images, tokenizer.encode(texts), tokenizer, ShapesGrammar(),
                            source=f"shapes: {n} rendered {size}x{size} images, split {config.split} (seed {SPLIT_SEEDS[config.split]})")
+    data.split = config.split
+    return data

@@ -70,5 +70,5 @@ def paired_task(data: ImageData, config: DataConfig) -> PairedData:
             raise DataError("data.task=edges needs scikit-image; run `pip install genzoo[edges]`.")
     images = data.images.cpu()
     source = f"{data.source}, paired as data.task={task} ({SIDE_NAMES[task]} -> image)"
-    paired = PairedData(degrade(images, task), images, (SIDE_NAMES[task], config.name), source, data.notes)
+    paired = PairedData(degrade(images, task), images, (SIDE_NAMES[task], config.name), source, data.notes, data.split)
     return paired.oriented(config.direction)

@@ -47,6 +47,7 @@ class TextData:
     source: str = ""  # where the text came from and which part of it, for messages and reports
     notes: list[str] = field(default_factory=list)
     max_windows: int | None = None  # data.max_images: keep only the first N windows
+    split: str | None = None  # the part of the stream these windows are (train, test, all)
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -151,7 +152,7 @@ def load_text(files: list[Path], config: DataConfig, name: str, where: str) -> T
                         f"data.sequence_length + 1 = {length + 1}; lower data.sequence_length or give more text.")
     unit = "bytes" if vocabulary is None else f"characters ({len(vocabulary)} distinct)"
     part = {"train": "the first 90%", "test": "the last 10%", "all": "all"}[config.split]
-    data = TextData(torch.from_numpy(stream[start:stop]), length, vocabulary, max_windows=config.max_images)
+    data = TextData(torch.from_numpy(stream[start:stop]), length, vocabulary, max_windows=config.max_images, split=config.split)
     data.source = (f"{name}: {n:,} {unit} in {len(files)} file{'s' * (len(files) != 1)} from {where}; split "
                    f"{config.split!r} = {part} of the stream, tokens [{start:,}, {stop:,}): "
                    f"{len(data):,} windows of {length + 1}")

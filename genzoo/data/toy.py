@@ -99,7 +99,7 @@ def _load(name: str, config: DataConfig) -> PointData:
     n = config.max_images or DEFAULT_POINTS
     points, labels = sample_points(name, n, SPLIT_SEEDS[config.split])
     k = len(modes(name))
-    return PointData(points[:, :, None, None], labels, num_classes=k,
+    return PointData(points[:, :, None, None], labels, num_classes=k, split=config.split,
                      source=f"{name}: {n} points from {k} Gaussians (std {MODE_STD}), split {config.split}")
 
 
