@@ -188,12 +188,14 @@ def parse_override(item: str) -> tuple[str, Any]:
 def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
     parts = key.split(".")
     node = raw
-    for part in parts[:-1]:
+    for depth, part in enumerate(parts[:-1]):
         child = node.get(part)
         if child is None:
             child = node[part] = {}
         if not isinstance(child, dict):
-            raise ConfigError(f"cannot set {key!r}: {part!r} is a value, not a section.")
+            section = ".".join(parts[: depth + 1])
+            raise ConfigError(f"cannot set {key!r}: {section!r} was given the value {child!r}, not keys; give all of it "
+                              f"as keys ({section}.KEY=VALUE).")
         node = child
     node[parts[-1]] = value
 

@@ -345,6 +345,8 @@ CASES = [
     Case("target/text-as-target", "must be an image dataset",
          lambda t, r: ["train", *VAE, "data.target.name=text", f"data.target.root={_write(t / 'a.txt', b'x' * 500)}"]),
     Case("target/with-domains", "do not go together", lambda t, r: ["train", *VAE, "data.domains=[0, 1]", "data.target=fake"]),
+    Case("target/shorthand-then-a-key", "give all of it as keys (data.target.KEY=VALUE)",
+         lambda t, r: ["train", *VAE, "data.target=fake", "data.target.max_images=5"]),
     Case("target/without-a-name", "data.target.name", lambda t, r: ["train", *VAE, "data.target.split=test"]),
     Case("target/unknown-key", "data.target.splt", lambda t, r: ["train", *VAE, "data.target=fake", "data.target.splt=test"]),
     Case("target/unknown-dataset", "unknown dataset", lambda t, r: ["train", *VAE, "data.target=mnist-m"]),

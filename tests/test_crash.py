@@ -42,7 +42,8 @@ FAMILIES = {"gan": ["train.ema_decay=0.9"], "vae": [], "pix2pix": [], "cyclegan"
                          "model.r1_every=4"],
             "chairs": ["data.name=chairs", "train.ema_decay=0.9"],  # rendered data, a cache
             "nerf": ["data.name=chair-views", "data.max_images=8"],  # random samples along rays in every step
-            "dann": []}  # a labelled source and an unlabelled target; the gradient-reversal and rate schedules
+            "dann": [],  # a labelled source and an unlabelled target; the gradient-reversal and rate schedules
+            "ddpm": ["data.name=calo", "model.conditional=true", "train.ema_decay=0.9"]}  # calo-ddpm: simulated showers
 DEFAULT = ("gan", "vae")  # killed 3 times each in the default suite; every family 12 times in the slow test
 IMAGES = ["data.name=fake", "data.image_size=16", "data.max_images=64"]
 TRAIN = ["train.batch_size=8", "train.log_every=1", "train.sample_every=50", "train.checkpoint_every=3",

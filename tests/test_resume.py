@@ -14,17 +14,20 @@ from genzoo.api import make_trainer
 
 @pytest.mark.parametrize("family, ema", [("gan", 0.9), ("vae", None), ("autoencoder", 0.5), ("pix2pix", None),
                                          ("stargan", 0.5), ("pixelcnn", 0.5), ("char-lm", None),
-                                         ("chairs", 0.5), ("nerf", None), ("dann", None)])
+                                         ("chairs", 0.5), ("nerf", None), ("dann", None), ("calo-ddpm", 0.5)])
 def test_stop_and_resume_equals_straight_run(family, ema, tmp_path):
     """Runs of 2, 4 and 6 steps: a schedule over the run's length would differ between them, so StarGAN's
     decay and DANN's lambda and rate schedules are off here (schedules across a stop and resume: test_trainer.py; cyclegan, with its history pool and
     decay: test_translation.py)."""
     extra = {"ema_decay": ema, "checkpoint_every": 100}
     model = {"stargan": {"decay_from": 1.0}, "dann": {"grl_lambda": 1.0, "lr_decay": False}}.get(family)
-    straight = make_trainer(tiny_config(family, model, steps=6, **extra), tmp_path / "straight", progress=False).fit()
-    make_trainer(tiny_config(family, model, steps=2, **extra), tmp_path / "resumed", progress=False).fit()
-    make_trainer(tiny_config(family, model, steps=4, **extra), tmp_path / "resumed", resume=True, progress=False).fit()
-    resumed = make_trainer(tiny_config(family, model, steps=6, **extra), tmp_path / "resumed", resume=True,
+    data = None
+    if family == "calo-ddpm":  # the calo-ddpm preset's model (conditional DDPM) on simulated calorimeter showers
+        family, model, data = "ddpm", {"conditional": True}, {"name": "calo", "max_images": 40}
+    straight = make_trainer(tiny_config(family, model, data, steps=6, **extra), tmp_path / "straight", progress=False).fit()
+    make_trainer(tiny_config(family, model, data, steps=2, **extra), tmp_path / "resumed", progress=False).fit()
+    make_trainer(tiny_config(family, model, data, steps=4, **extra), tmp_path / "resumed", resume=True, progress=False).fit()
+    resumed = make_trainer(tiny_config(family, model, data, steps=6, **extra), tmp_path / "resumed", resume=True,
                            progress=False).fit()
 
     expected, got = load_file(str(straight.weights)), load_file(str(resumed.weights))
