@@ -3,7 +3,7 @@
 An optional extra: Pythia 8 (`pythia8mc`) and FastJet (`fastjet`) are GPL-2.0-or-later, so genzoo never
 depends on them; they are imported inside the functions that need them (`pip install genzoo[physics]`).
 
-Events (the setup of the public quark/gluon samples of Komiske, Metodiev & Thaler, "Energy Flow
+Events (the hard processes of the public quark/gluon samples of Komiske, Metodiev & Thaler, "Energy Flow
 Networks", JHEP 01 (2019) 121, at a lower jet pT): proton-proton collisions at sqrt(s) = 13 TeV, a Z
 boson recoiling against one hard parton, the Z forced to decay to neutrinos (`23:onMode = off`,
 `23:onIfAny = 12 14 16`, pure Z: `WeakZ0:gmZmode = 2`), so that the only hard visible object is the jet:
@@ -22,7 +22,8 @@ pT is in [100, 150] GeV and |eta| < 2 (else the event is skipped: classes stay b
 jets of each class until there are enough).
 
 Images (jet images: Cogan et al., JHEP 02 (2015) 118; de Oliveira et al., "Jet-images -- deep learning
-edition", JHEP 07 (2016) 069, whose 25 x 25 grid this keeps; Komiske, Metodiev & Schwartz, "Deep
+edition", JHEP 07 (2016) 069, whose 25 x 25 grid this keeps, with pixels scaled to R = 0.4 jets rather
+than their 0.1 for R = 1.0; Komiske, Metodiev & Schwartz, "Deep
 learning in color", JHEP 01 (2017) 110, for quark vs gluon): the jet's constituents binned in a
 25 x 25 grid of (Delta eta, Delta phi) around the jet axis, covering [-0.4, 0.4] in each (2R: a
 constituent of an R = 0.4 jet lies within it but in rare corners of irregular jets), pixels 0.032
@@ -38,17 +39,20 @@ resize (data.pad_to=28 or 32 pads it with empty pixels for networks that need si
 
 Two conditions, a known "simulation -> data" shift (as the calorimeter of genzoo/data/calo.py has):
 - "simulation" (`SIMULATION`): `Tune:pp = 14`, the Monash 2013 tune; particles as generated;
-- "data" (`DATA`): `Tune:pp = 25`, the ATLAS A14 variation 2+ (more final-state and multi-parton
-  radiation: alpha_s 0.139 in the final-state shower, a lower MPI pT0), and a crude detector
-  response on every visible particle before clustering: its four-momentum times
-  0.95 (1 + 0.10 N(0, 1)) (a 5% low energy scale, 10% resolution per particle), particles under
-  0.5 GeV of pT lost.
+- "data" (`DATA`): `Tune:pp = 25`, the ATLAS A14 variation 2+ (alpha_s 0.139 in the final-state
+  shower against Monash's 0.1365, 0.127 in the initial-state shower against 0.1365, multi-parton
+  interactions' pT0 2.09 GeV against 2.28), and a crude detector response on every visible particle
+  before clustering: its four-momentum times 0.95 (1 + 0.10 N(0, 1)) (a 5% low energy scale, 10%
+  resolution per particle), particles then under 0.5 GeV of pT lost.
+Both tunes describe LHC data, so the tune alone moves jets by a few percent (measured, 300 jets of
+each: gluon jets' constituents 30.3 +- 0.5 against 28.7 +- 0.5, quark jets' 21.0 +- 0.4 against 20.8
++- 0.4); most of the shift is the response (gluon jets' constituents 24.8 under "data", 150 jets).
 Deterministic: Pythia is seeded (`Random:setSeed = on`, `Random:seed`), one generator per class,
 and the smearing draws from numpy seeded alike.
 
 Datasets (`data.name=...`; split train = seed 0, test = seed 1, all = seed 2; "data" seeds + 100):
 `jets` (simulation) and `jets-data` (data), quark (0) or gluon (1), balanced; data.max_images jets
-(default 4,000 for train, 2,000 otherwise: about 40 jets per second on one core, under 2 minutes),
+(default 4,000 for train, 2,000 otherwise: about 25 jets per second on one idle core, under 3 minutes),
 cached as .npz under the data cache, keyed by the settings, the seed, `VERSION` and Pythia's version.
 """
 
