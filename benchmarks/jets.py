@@ -18,8 +18,9 @@ Also printed: mean observables per class and condition, and the generator's spee
 
 Prints tables, writes benchmarks/results/jets.json and docs/jets.png (mean jet images, multiplicities).
 
-    nice -n 10 python benchmarks/jets.py          # ~15 min on 2 shared cores (2,000 + 2,000 training jets, 300 steps)
-    python benchmarks/jets.py --quick             # a smoke run
+    nice -n 10 python benchmarks/jets.py --jets 2000 --test-jets 1000 --steps 300   # 15 min on 2 shared cores (README)
+    nice -n 10 python benchmarks/jets.py          # the same scored on the 2,000 test jets, and through genzoo.evaluate
+    python benchmarks/jets.py --quick             # a smoke run (2 min)
 """
 
 from __future__ import annotations

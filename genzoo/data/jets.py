@@ -52,8 +52,9 @@ and the smearing draws from numpy seeded alike.
 
 Datasets (`data.name=...`; split train = seed 0, test = seed 1, all = seed 2; "data" seeds + 100):
 `jets` (simulation) and `jets-data` (data), quark (0) or gluon (1), balanced; data.max_images jets
-(default 4,000 for train, 2,000 otherwise: about 25 jets per second on one idle core, under 3 minutes),
-cached as .npz under the data cache, keyed by the settings, the seed, `VERSION` and Pythia's version.
+(default 4,000 for train, 2,000 otherwise: 16-17 jets per second per process on a shared 2-core
+machine, about 4 minutes for 4,000; `benchmarks/jets.py`), cached as .npz under the data cache, keyed
+by the settings, the seed, `VERSION` and the versions of Pythia and FastJet.
 """
 
 from __future__ import annotations
@@ -236,7 +237,7 @@ def kinematics(momenta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 def generate(label: int, n: int, seed: int, conditions: Conditions = SIMULATION, progress=None) -> dict[str, np.ndarray]:  # noqa: ANN001
     """n jets of class `label` (0 quark, 1 gluon): "image" (n, 25, 25) float32 pT in GeV, and per jet "pt",
     "eta", "mass" (GeV), "constituents" (their number), "events" (events generated for these jets).
-    Deterministic for a seed (1 <= seed <= 900,000,000); `progress(k)` is called after every k jets."""
+    Deterministic for a seed (1 <= seed <= 900,000,000); `progress(1)` is called after each jet."""
     generator = pythia(label, seed, conditions)
     rng = np.random.default_rng([seed, 11])
     images, records, events = np.zeros((n, PIXELS, PIXELS), dtype=np.float32), [], 0
