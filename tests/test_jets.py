@@ -17,6 +17,7 @@ import torch
 pythia8mc = pytest.importorskip("pythia8mc")
 fastjet = pytest.importorskip("fastjet")
 
+import genzoo as gz  # noqa: E402
 from genzoo.api import make_trainer  # noqa: E402
 from genzoo.config import DataConfig, build_config, load_config  # noqa: E402
 from genzoo.data import build_dataset  # noqa: E402
@@ -28,14 +29,14 @@ from conftest import TINY_MODELS  # noqa: E402
 from test_cli import genzoo  # noqa: E402
 
 PITCH = 2 * HALF_WIDTH / PIXELS  # 0.032
-N = 30  # jets per sample: about 1.5 s each on one core
+N = 24  # jets per sample: about 1 s each on one idle core
 
 
 @pytest.fixture(scope="module")
 def samples() -> dict[str, dict]:
-    """N quark and N gluon jets under simulation, 20 gluon jets under "data" (seeds 11, 12, 12)."""
+    """N quark and N gluon jets under simulation, 16 gluon jets under "data" (seeds 11, 12, 12)."""
     return {"quark": generate(0, N, seed=11), "gluon": generate(1, N, seed=12),
-            "gluon data": generate(1, 20, seed=12, conditions=DATA)}
+            "gluon data": generate(1, 16, seed=12, conditions=DATA)}
 
 
 @pytest.fixture(scope="module")
@@ -137,19 +138,19 @@ def test_the_data_conditions_change_the_tune_and_shift_the_jets(samples):
     assert tunes == {14: [0.130, 0.1365, 2.28], 25: [0.140, 0.139, 2.09]}  # Monash 2013; ATLAS A14 variation 2+
     assert (SIMULATION.tune, DATA.tune) == (14, 25)
     # "data": particles under 0.5 GeV lost and the rest smeared: fewer constituents (measured at 300 jets: 24.8 +- 0.4
-    # against 29.0 +- 0.5 for gluons); the tune alone moves them by about 1.6 (+- 0.7), which 20 jets cannot see
+    # against 29.0 +- 0.5 for gluons); the tune alone moves them by about 1.6 (+- 0.7), which 16 jets cannot see
     sim, data = samples["gluon"], samples["gluon data"]
     assert data["constituents"].mean() < sim["constituents"].mean() - 2
     assert data["constituents"].min() >= 1
 
 
 def test_jet_datasets_are_balanced_and_refuse_resizing_and_too_few_jets():
-    data = build_dataset(DataConfig(name="jets", max_images=16))
-    assert data.images.shape == (16, 1, 25, 25) and data.class_names == ["quark", "gluon"]
-    assert torch.bincount(data.labels).tolist() == [8, 8] and data.split == "train"
-    assert build_dataset(DataConfig(name="jets", max_images=16, channels=3)).images.shape == (16, 3, 25, 25)
-    padded = build_dataset(DataConfig(name="jets", max_images=16, pad_to=32)).images
-    assert padded.shape == (16, 1, 32, 32) and torch.equal(padded[:, :, 3:28, 3:28], data.images)
+    data = build_dataset(DataConfig(name="jets", max_images=8))
+    assert data.images.shape == (8, 1, 25, 25) and data.class_names == ["quark", "gluon"]
+    assert torch.bincount(data.labels).tolist() == [4, 4] and data.split == "train"
+    assert build_dataset(DataConfig(name="jets", max_images=8, channels=3)).images.shape == (8, 3, 25, 25)
+    padded = build_dataset(DataConfig(name="jets", max_images=8, pad_to=32)).images
+    assert padded.shape == (8, 1, 32, 32) and torch.equal(padded[:, :, 3:28, 3:28], data.images)
     with pytest.raises(DataError, match="cannot be resized"):
         build_dataset(DataConfig(name="jets", image_size=28, max_images=16))
     with pytest.raises(DataError, match="cannot be resized"):
@@ -165,8 +166,8 @@ def test_without_the_physics_extra_the_datasets_say_how_to_install_it(monkeypatc
 
 
 def test_dann_adapts_from_jets_to_jets_data_through_the_cli(tmp_path, capsys):
-    code, out, err = genzoo(capsys, "train", "dann", "data.name=jets", "data.target.name=jets-data", "data.max_images=16",
-                            "data.target.max_images=16", *(f"model.{k}={v}" for k, v in TINY_MODELS["dann"].items()),
+    code, out, err = genzoo(capsys, "train", "dann", "data.name=jets", "data.target.name=jets-data", "data.max_images=8",
+                            "data.target.max_images=8", *(f"model.{k}={v}" for k, v in TINY_MODELS["dann"].items()),
                             "train.steps=2", "train.batch_size=8", "--no-progress", "--out", tmp_path / "dann")
     assert code == 0, err
     config = json.loads((tmp_path / "dann" / "config.json").read_text())
@@ -176,11 +177,9 @@ def test_dann_adapts_from_jets_to_jets_data_through_the_cli(tmp_path, capsys):
 def test_a_conditional_gan_trains_on_jets_padded_to_32(tmp_path):
     raw = load_config("calo-gan").model_dump(mode="json")  # the fast-simulation preset, on jets
     raw["model"].update(TINY_MODELS["gan"])
-    raw["data"].update(name="jets", max_images=16, pad_to=32)
+    raw["data"].update(name="jets", max_images=8, pad_to=32)
     raw["train"].update(steps=2, batch_size=8, log_every=1, sample_every=1, eval_every=None, eval_metrics=[])
     run = make_trainer(build_config(raw), tmp_path / "gan", progress=False).fit()
-    import genzoo as gz
-
     model = gz.load(run.path)
     assert model.conditional and model.num_classes == 2
     fake = decode(model.generate(4, labels=torch.tensor([0, 1, 0, 1])).detach())  # (4, 32, 32) GeV

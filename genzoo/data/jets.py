@@ -62,6 +62,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 
@@ -187,7 +188,8 @@ def pythia(label: int, seed: int, conditions: Conditions = SIMULATION):  # noqa:
             raise DataError(f"Pythia refused the setting {setting!r}; install the pythia8mc version of the physics "
                             f"extra (`{EXTRA}`).")
     if not generator.init():
-        raise DataError(f"Pythia could not be initialised for {PROCESSES[label]}; reinstall the physics extra (`{EXTRA}`).")
+        raise DataError(f"Pythia could not be initialised for {PROCESSES[label]}; reinstall the physics extra "
+                        f"(`{EXTRA}`).")
     return generator
 
 
@@ -199,7 +201,8 @@ def visible_particles(event) -> np.ndarray:  # noqa: ANN001
 
 
 def detector_response(momenta: np.ndarray, conditions: Conditions, rng: np.random.Generator) -> np.ndarray:
-    """Four-momenta (M, 4) times response (1 + resolution N(0, 1)) each (kept >= 0), then those under the pT threshold dropped."""
+    """Four-momenta (M, 4) times response (1 + resolution N(0, 1)) each (kept >= 0); then those under the pT
+    threshold are dropped."""
     if conditions.response == 1.0 and conditions.resolution == 0.0 and conditions.threshold == 0.0:
         return momenta
     factor = conditions.response * (1.0 + conditions.resolution * rng.standard_normal(len(momenta)))  # (M,)
@@ -234,7 +237,8 @@ def kinematics(momenta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return pt, np.arcsinh(pz / np.maximum(pt, 1e-12)), np.arctan2(py, px)
 
 
-def generate(label: int, n: int, seed: int, conditions: Conditions = SIMULATION, progress=None) -> dict[str, np.ndarray]:  # noqa: ANN001
+def generate(label: int, n: int, seed: int, conditions: Conditions = SIMULATION,
+             progress: Callable[[int], object] | None = None) -> dict[str, np.ndarray]:
     """n jets of class `label` (0 quark, 1 gluon): "image" (n, 25, 25) float32 pT in GeV, and per jet "pt",
     "eta", "mass" (GeV), "constituents" (their number), "events" (events generated for these jets).
     Deterministic for a seed (1 <= seed <= 900,000,000); `progress(1)` is called after each jet."""
@@ -256,7 +260,7 @@ def generate(label: int, n: int, seed: int, conditions: Conditions = SIMULATION,
         records.append((pt, eta, mass, len(indices)))
         if progress is not None:
             progress(1)
-    pt, eta, mass, constituents = (np.array(column, dtype=np.float64) for column in zip(*records)) if records else [np.zeros(0)] * 4
+    pt, eta, mass, constituents = np.array(records, dtype=np.float64).reshape(-1, 4).T  # (n,) each
     return {"image": images, "pt": pt, "eta": eta, "mass": mass, "constituents": constituents.astype(np.int64),
             "events": np.array(events)}
 
@@ -295,7 +299,8 @@ def _jets(config: DataConfig, name: str, conditions: Conditions) -> JetImages:
                 pixels[labels == label, 0] = encode(jets["image"]).numpy()
         return {"pixels": pixels, "labels": labels.astype(np.int64)}
 
-    settings = {"version": VERSION, "pythia": version("pythia8mc"), "fastjet": version("fastjet"), "name": name, "n": n, "seed": seed, "conditions": asdict(conditions)}
+    settings = {"version": VERSION, "pythia": version("pythia8mc"), "fastjet": version("fastjet"), "name": name, "n": n,
+                "seed": seed, "conditions": asdict(conditions)}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:24]
     arrays = cached_arrays(cache_root() / "data" / f"jets-{key}.npz", make)
     condition = "data" if conditions is DATA else "simulation"
