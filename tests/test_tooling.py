@@ -131,6 +131,7 @@ def test_the_reference_libraries_the_tests_compare_against_are_installed():
     names = sorted({name for path in (REPO / "tests").glob("*.py")
                     for name in re.findall(r"""importorskip\(\s*["']([\w.]+)["']""", path.read_text())})
     assert "diffusers" in names  # the step-for-step agreement of the samplers
+    assert {"pythia8mc", "fastjet"} <= set(names)  # the jets datasets (the physics extra, in the test extra too)
     missing = []
     for name in names:
         try:

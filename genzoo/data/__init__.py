@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from genzoo.config import DataConfig
 from genzoo.data import (  # noqa: F401  (registers the datasets)
-    blend, calo, captions, chairs, digits, faces, fake, fashion_mnist, image_folder, mnist, paired, rays, shapes, text,
-    toy,
+    blend, calo, captions, chairs, digits, faces, fake, fashion_mnist, image_folder, jets, mnist, paired, rays, shapes,
+    text, toy,
 )
 from genzoo.data.adaptation import SourceTargetData, target_config
 from genzoo.data.base import BatchStream, Dataset, DomainData, ImageData, conform, keep_classes, split_domains
