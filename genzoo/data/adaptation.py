@@ -53,6 +53,12 @@ class SourceTargetData:
                         paired=False)
 
     @property
+    def split(self) -> str | None:
+        """The split both sides really are (what `genzoo eval --split` checks); None when they differ or have none."""
+        source, target = getattr(self.source_data, "split", None), getattr(self.target_data, "split", None)
+        return source if source == target else None
+
+    @property
     def target_labels(self) -> Tensor | None:
         """The target's labels (N_target,) int64, for evaluation only; None when the target has none."""
         return self.target_data.labels

