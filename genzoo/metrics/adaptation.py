@@ -1,6 +1,6 @@
 """The proxy A-distance between a source and a target domain (Ben-David, Blitzer, Crammer and Pereira,
-"Analysis of Representations for Domain Adaptation", NIPS 2007; used on DANN's features in Ganin et al.,
-"Domain-Adversarial Training of Neural Networks", JMLR 2016, Sec. 5.2.5 / Fig. 8).
+"Analysis of Representations for Domain Adaptation", NIPS 2007; Ganin et al., "Domain-Adversarial
+Training of Neural Networks", JMLR 2016, compare DANN's representations with a standard network's by it).
 
 A linear classifier is trained to tell source from target representations, and its error epsilon on
 held-out representations gives
@@ -30,7 +30,7 @@ from genzoo.registry import METRICS
 
 
 def a_distance_from_error(error: float) -> float:
-    """d_A = 2 (1 - 2 epsilon) (Ben-David et al. 2007, Sec. 4), clamped to [0, 2]."""
+    """d_A = 2 (1 - 2 epsilon) (Ben-David et al. 2007), clamped to [0, 2]."""
     return min(2.0, max(0.0, 2.0 * (1.0 - 2.0 * error)))
 
 
