@@ -23,7 +23,8 @@ from genzoo.data.adaptation import SourceTargetData
 from genzoo.data.base import ImageData
 from genzoo.loading import initial_model
 from genzoo.metrics.adaptation import a_distance_from_error, fit_logistic_regression, proxy_a_distance
-from genzoo.report.domains import pca_2d
+from genzoo.models.dann import DANN
+from genzoo.report.domains import feature_picture, pca_2d
 
 
 def gaussians(n: int, shift: float, dims: int = 10, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -136,3 +137,13 @@ def test_source_target_data_says_its_split_so_that_eval_can_honour_split_test():
     assert SourceTargetData(side("test"), side("test")).split == "test"
     assert SourceTargetData(side("test"), side("train")).split is None  # two splits: none to claim
     assert SourceTargetData(side("test"), side(None)).split is None  # a target without splits (digits)
+
+
+def test_the_feature_picture_draws_pca_and_tsne_of_both_domains(tmp_path):
+    config = tiny_config("dann", data={"max_images": 120, "target": {"name": "fake", "max_images": 120}})
+    data = build_dataset(config.data)
+    model = DANN(config.model, data.info).eval()
+    caption = feature_picture({"initial": model}, data, tmp_path / "features.png", n=100)
+    assert (tmp_path / "features.png").is_file() and "PCA, t-SNE" in caption  # scikit-learn is in the test extra
+    caption = feature_picture({"initial": model}, data, tmp_path / "few.png", n=50)
+    assert "PCA;" in caption and "t-SNE" not in caption  # too few points for perplexity 30

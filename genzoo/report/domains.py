@@ -5,8 +5,8 @@
 A few hundred images of each domain, the same ones before and after, pass through the network at its
 initial weights (`genzoo.loading.initial_model`: the run's seed rebuilds them) and at its trained (EMA,
 when present) weights; each set of features is projected to 2-D by PCA (exact, through an SVD of the
-centred features: deterministic) and, when scikit-learn is installed, by t-SNE (van der Maaten and Hinton
-2008; seeded). Points are coloured by domain and marked by class; each panel's title gives the proxy
+centred features: deterministic) and, when scikit-learn is installed and each domain has at least 100
+images, by t-SNE (van der Maaten and Hinton 2008; perplexity 30, seeded). Points are coloured by domain and marked by class; each panel's title gives the proxy
 A-distance of those features (genzoo.metrics.adaptation), 0 when the domains cannot be told apart.
 """
 
@@ -23,6 +23,7 @@ from genzoo.metrics.adaptation import proxy_a_distance
 
 MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "<", ">")  # one per class, repeating past 10
 COLOURS = {"source": "tab:blue", "target": "tab:red"}
+TSNE_MIN = 100  # images of each domain below which no t-SNE is drawn: perplexity 30 needs well over 3 x 30 points
 
 
 def pca_2d(features: Tensor) -> Tensor:
@@ -79,7 +80,8 @@ def feature_picture(models: dict[str, Any], data: Any, path: Path, n: int = 300,
         source, target = features_of(model, sample["source"]), features_of(model, sample["target"])
         distance, _ = proxy_a_distance(source, target, seed=seed)
         both = torch.cat([source, target])  # (N_s + N_t, D)
-        columns.append((name, distance, {"PCA": pca_2d(both), "t-SNE": tsne_2d(both, seed)}))
+        tsne = tsne_2d(both, seed) if min(count.values()) >= TSNE_MIN else None
+        columns.append((name, distance, {"PCA": pca_2d(both), "t-SNE": tsne}))
     methods = [m for m in ("PCA", "t-SNE") if all(c[2][m] is not None for c in columns)]
     figure, axes = plt.subplots(len(methods), len(columns), figsize=(4.2 * len(columns), 4 * len(methods)), squeeze=False)
     for column, (name, distance, projections) in enumerate(columns):
