@@ -41,3 +41,21 @@ def load(run: str | Path | RunFolder, ema: bool | None = None, device: str | tor
     model.uses_ema = bool(averaged) and ema is not False
     model.schedule(int(metadata.get("step", 0)), config.train.steps)
     return model.to(device).eval()
+
+
+def initial_model(run: str | Path | RunFolder, device: str | torch.device = "cpu") -> GenerativeModel:
+    """The run's model at its initial weights, before any step: rebuilt as the trainer builds it (the
+    random state seeded with train.seed, the dataset built, then the model), in eval mode. The caller's
+    random state is left alone. For pictures of what training changed (e.g. features before and after
+    domain adaptation); a run whose dataset draws random numbers differently now would differ."""
+    from genzoo.data import build_dataset
+
+    folder = run if isinstance(run, RunFolder) else RunFolder(run)
+    config = build_config(folder.read_config())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.train.seed)
+        data = build_dataset(config.data)
+        model = MODELS.get(config.family)(config.model, data.info)
+    model.uses_ema = False
+    model.schedule(0, config.train.steps)
+    return model.to(device).eval()

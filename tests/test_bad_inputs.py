@@ -560,6 +560,8 @@ CASES = [
     Case("attack/curve-not-numbers", "--curve", lambda t, r: ["attack", "fmnist", "--curve", "0,small", "--out", t / "run"]),
     Case("attack/out-holds-a-run", "already holds a run", lambda t, r: ["attack", "fmnist", "--out", r("vae")]),
     Case("eval/accuracy-of-a-generator", "classifies", lambda t, r: ["eval", r("vae"), "--metrics", "accuracy", "-n", "8"]),
+    Case("eval/a-distance-without-features", "encode", lambda t, r: ["eval", r("gan"), "--metrics", "a-distance", "-n", "8"]),
+    Case("eval/a-distance-without-a-target", "data.target", lambda t, r: ["eval", r("vae"), "--metrics", "a-distance", "-n", "8"]),
     Case("run/unknown-procedure", "unknown procedure", lambda t, r: ["run", "deepdream", "--out", t / "run"]),
     # --- translation: data the families cannot use, data.task and data.classes
     Case("data/pix2pix-on-unpaired-domains", "unpaired",

@@ -29,7 +29,6 @@ class SourceTargetData:
             raise DataError(f"data.target needs a labelled source, but {source.source} has no labels; use a labelled "
                             "dataset (e.g. fashion-mnist, or class sub-folders) as data.name.")
         self.source_data, self.target_data = source, target
-        self.split = source.split  # the split both sides are (evaluation asks the target for the source's)
         self.pairing = torch.randperm(max(len(source), len(target)), generator=torch.Generator().manual_seed(0))
         self.source = (f"source {source.source} ({len(source)} images, labelled); target {target.source} "
                        f"({len(target)} images, labels kept for evaluation only)")
@@ -52,6 +51,12 @@ class SourceTargetData:
         return DataInfo(channels=source.channels, image_size=source.image_size, num_classes=source.num_classes,
                         num_images=len(self), class_names=source.class_names, domains=("source", "target"),
                         paired=False)
+
+    @property
+    def split(self) -> str | None:
+        """The split both sides really are (what `genzoo eval --split` checks); None when they differ or have none."""
+        source, target = getattr(self.source_data, "split", None), getattr(self.target_data, "split", None)
+        return source if source == target else None
 
     @property
     def target_labels(self) -> Tensor | None:

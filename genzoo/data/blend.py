@@ -68,8 +68,7 @@ def _blended(base: str, config: DataConfig) -> ImageData:
         raise DataError(f"the -m-style datasets blend grey images, and {data.source} is not grey; use mnist or fashion-mnist.")
     images = blend(data.images, photos(), SPLIT_SEEDS[config.split])
     return ImageData(images, data.labels, num_classes=data.num_classes, notes=data.notes, class_names=data.class_names,
-                     split=data.split,
-                     source=f"{data.source}, blended over crops of {len(PHOTOS)} scikit-image photos (MNIST-M recipe)")
+                     split=data.split, source=f"{data.source}, blended over crops of {len(PHOTOS)} scikit-image photos (MNIST-M recipe)")
 
 
 @DATASETS.register("mnist-m-style")

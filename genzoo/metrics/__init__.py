@@ -6,6 +6,7 @@ from genzoo.metrics import paired, translation  # noqa: F401  (registers the tra
 from genzoo.metrics import ppl  # noqa: F401  (registers the perceptual path length)
 from genzoo.metrics import prompts  # noqa: F401  (prompt accuracy of text-to-image models)
 from genzoo.metrics import physics  # noqa: F401  (calorimeter showers: observables, W1, FPD/KPD, classifier AUC)
+from genzoo.metrics import adaptation  # noqa: F401  (the proxy A-distance between source and target features)
 from genzoo.metrics.context import EvalContext, Score
 from genzoo.metrics.evaluate import DEFAULT_METRICS, evaluate, evaluate_folders
 

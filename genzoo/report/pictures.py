@@ -5,7 +5,8 @@ target for paired data; both directions and the cycles back for two unpaired dom
 StarGAN), completed images; for a style-based generator (a space W of mapped codes) interpolations in w, a
 style-mixing grid and a truncation (psi) sweep; for a text model, text at several temperatures (`samples.txt`); and the pictures a family
 declares of itself (`pictures(data, generator)`, e.g. a chair turning, a scene's orbit); prompts beside their
-samples (text-to-image models, `genzoo.report.prompts`).
+samples (text-to-image models, `genzoo.report.prompts`); source and target features before and after
+training for a model that can `encode` a run with data.target (domain adaptation, `genzoo.report.domains`).
 Written as PNGs to `RUN/pictures/` from the final (EMA, when present) weights; `genzoo latent ...` makes larger ones."""
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ def write_pictures(run: RunFolder, n: int = 8, seed: int = 0) -> list[tuple[str,
         data = build_dataset(build_config(run.read_config()).data)
         for picture in model.pictures(data, generator):
             save(picture.name, picture.caption, picture.images, picture.columns)
+    if callable(getattr(model, "encode", None)) and run.read_config().get("data", {}).get("target"):
+        written.append(adaptation_picture(run, model, folder, seed))
     if isinstance(model, CanGenerate):
         save("samples", "random samples", model.generate(2 * n, generator=generator), n)
     if accepts_prompts(model):  # text to image: prompts beside their samples, held-out combinations too
@@ -118,3 +121,18 @@ def translation_pictures(model, batch: dict[str, torch.Tensor]) -> list[tuple[st
     cycles = torch.stack([a, fake_b, model.translate(fake_b, to="a"), b, fake_a, model.translate(fake_a, to="b")], 1)
     pictures.append(("cycles", "cycles: a, a → b, a → b → a, b, b → a, b → a → b", cycles.flatten(0, 1), 6))
     return pictures
+
+
+def adaptation_picture(run: RunFolder, model, folder: Path, seed: int = 0) -> tuple[str, Path]:  # noqa: ANN001
+    """Source and target features of the run's data before (initial weights) and after training
+    (genzoo.report.domains), for a model that can `encode` a run with data.target."""
+    from genzoo.config import build_config
+    from genzoo.data import build_dataset
+    from genzoo.loading import initial_model
+    from genzoo.report.domains import feature_picture
+
+    data = build_dataset(build_config(run.read_config()).data)
+    after = "after (trained, EMA weights)" if getattr(model, "uses_ema", False) else "after (trained)"
+    path = folder / "features.png"
+    caption = feature_picture({"before (initial weights)": initial_model(run), after: model}, data, path, seed=seed)
+    return f"{caption}; training images", path
