@@ -263,7 +263,7 @@ CASES = [
     Case("config/channels-two", "data.channels", lambda t, r: ["train", *VAE, "data.channels=2"]),
     Case("config/override-without-equals", "key=value", lambda t, r: ["train", *VAE, "train.steps:3"]),
     Case("config/override-empty-key", "key=value", lambda t, r: ["train", *VAE, "=3"]),
-    Case("config/override-into-a-value", "not a section",
+    Case("config/override-into-a-value", "give all of it as keys",
          lambda t, r: ["train", *VAE, "train.lr=0.1", "train.lr.max=1"]),
     # --- config: YAML files
     Case("yaml/not-a-mapping", "not a mapping", lambda t, r: ["train", CORPUS / "not_a_mapping.yaml"]),
