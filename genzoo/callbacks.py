@@ -67,6 +67,15 @@ class Evaluation(Callback):
         self.network = load_features(train.eval_extractor) if self.every else None
         self.reference = None  # real features, extracted once
 
+    def on_start(self, trainer: Trainer) -> None:
+        """Refuse metrics that cannot score this data (a metric's optional `check_data`) before training, not at step N."""
+        from genzoo.registry import METRICS
+
+        for name in self.metrics:
+            check = getattr(METRICS.get(name), "check_data", None)
+            if check is not None:
+                check(trainer.data)
+
     def on_step(self, trainer: Trainer) -> None:
         from genzoo.metrics.context import EvalContext
         from genzoo.metrics.evaluate import compute, sampling_protocol

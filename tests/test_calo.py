@@ -200,6 +200,16 @@ def test_the_calo_presets_are_conditional_fast_simulators_scored_by_every_physic
     assert 0 <= during["calo-auc"]["value"] <= 1 and during["response e- 5 GeV"]["protocol"]["n_fake_class"] == 6
 
 
+def test_a_run_scored_by_physics_metrics_on_other_data_is_refused_before_training(tmp_path, capsys):
+    from test_cli import genzoo
+
+    code, _, err = genzoo(capsys, "train", "calo-gan", "data.name=fake", "data.image_size=16", "data.max_images=16",
+                          "model.generator_width=4", "model.discriminator_width=4", "train.steps=2", "train.batch_size=8",
+                          "--no-progress", "--out", str(tmp_path / "run"))
+    assert code == 2 and "need calorimeter showers" in err and "train.eval_metrics" in err
+    assert not (tmp_path / "run").exists()  # refused before the run folder was written, not after training
+
+
 def test_physics_metrics_refuse_a_model_of_other_images(tmp_path):
     with pytest.raises(GenzooError, match="calorimeter showers"):
         gz.evaluate(make_trainer(tiny_config("vae"), tmp_path / "fake", progress=False).fit().path, ["fpd"], num_samples=10)

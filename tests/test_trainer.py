@@ -305,3 +305,28 @@ def test_genzoo_train_is_the_api_function_even_after_the_train_package_was_impor
         "data.name": "fake", "data.image_size": 16, "data.max_images": 64, "train.batch_size": 8,
         "model.latent_dim": 4, "model.width": 4})
     assert run.weights.is_file()
+
+
+class FailAt(Callback):
+    """An evaluation that fails after step `step` (a metric that cannot run, a full disk)."""
+
+    every = 1
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step(self, trainer) -> None:
+        if trainer.step == self.step:
+            raise GenzooError("this metric cannot score the data")
+
+
+def test_a_failing_callback_keeps_the_steps_trained_since_the_last_checkpoint(tmp_path):
+    config = tiny_config("vae", steps=4, checkpoint_every=100)
+    with pytest.raises(GenzooError, match="cannot score"):
+        Trainer(config, tmp_path / "run", progress=False, callbacks=[FailAt(3)]).fit()
+    state = torch.load(tmp_path / "run" / "training_state.pt", weights_only=True)
+    assert state["step"] == 3  # saved after the failure, though no checkpoint was due before step 4
+    straight = make_trainer(config, tmp_path / "straight", progress=False).fit()
+    resumed = make_trainer(config, tmp_path / "run", resume=True, progress=False).fit()
+    expected, got = load_file(str(straight.weights)), load_file(str(resumed.weights))
+    assert all(torch.equal(expected[key], got[key]) for key in expected)  # and the run ends as one straight through

@@ -223,16 +223,23 @@ def classifier_auc(real: Tensor, fake: Tensor, seed: int = 0, epochs: int = 20, 
 # ----------------------------------------------------------------------------- from an evaluation context
 
 
+def require_showers(data: object) -> None:
+    """The physics metrics' `check_data`: the reference must be calorimeter showers."""
+    from genzoo.data.calo import Showers
+
+    if not isinstance(data, Showers):
+        raise GenzooError("the physics metrics need calorimeter showers as the reference (data.name=calo or calo-data); "
+                          "drop them from --metrics (train.eval_metrics) for other data.")
+
+
 def _showers(ctx: EvalContext) -> dict:
     """Decoded real and generated showers, their observables and labels; computed once per context."""
     cached = getattr(ctx, "_calo_showers", None)
     if cached is not None:
         return cached
-    from genzoo.data.calo import Showers, decode
+    from genzoo.data.calo import decode
 
-    if not isinstance(ctx.real_data, Showers):
-        raise GenzooError("the physics metrics need calorimeter showers as the reference (data.name=calo or calo-data); "
-                          "drop them from --metrics for other data.")
+    require_showers(ctx.real_data)
     if ctx.fake_batches is None:
         raise GenzooError("the physics metrics need generated showers; evaluate a run whose model generates.")
     real_images, real_labels = [], []
@@ -330,3 +337,7 @@ def calo_response(ctx: EvalContext) -> list[Score]:
         scores.append(Score(f"resolution {name}", float(resolution) if math.isfinite(resolution) else float("nan"), None,
                             protocol))
     return scores
+
+
+for _metric in (physics, fpd, kpd, calo_auc, calo_response):  # checked before training (genzoo.callbacks.Evaluation)
+    _metric.check_data = require_showers

@@ -237,6 +237,8 @@ class Trainer:
         handled = (signal.SIGINT, signal.SIGTERM) if _in_main_thread() else ()
         previous = {signum: signal.signal(signum, self.request_stop) for signum in handled}
         try:
+            for callback in self.callbacks:  # checks first: a run they refuse writes nothing
+                callback.on_start(self)
             self._prepare_folder()
             self.log = TrainingLog(self.run.path, enabled=self.is_main)
             for note in self.log.notes:
@@ -297,9 +299,13 @@ class Trainer:
                             console.print(format_record(record, train.steps), soft_wrap=True, highlight=False)
                         sums, last_time, last_position = {}, now, self.stream.position
                     if self.is_main:
-                        for callback in self.callbacks:
-                            if callback.every and (self.step % callback.every == 0 or final):
-                                callback.on_step(self)
+                        try:
+                            for callback in self.callbacks:
+                                if callback.every and (self.step % callback.every == 0 or final):
+                                    callback.on_step(self)
+                        except Exception:
+                            self._keep_steps(sums)
+                            raise
                     if self.step % train.checkpoint_every == 0 or final:
                         self.save_checkpoint(sums)
                 except NonFinite as error:  # within the logging interval, before anything is saved
@@ -313,6 +319,18 @@ class Trainer:
                 roll_back(self, error, console)  # the run stops either way; a rollback just keeps the last checkpoint
             if self.is_main:
                 console.print(f"stopped at step {self.step}; checkpoint saved. Continue with: genzoo resume {self.run.path}")
+
+    def _keep_steps(self, sums: dict[str, Tensor]) -> None:
+        """A callback (an evaluation, a preview) failed after step N: keep the steps trained since the last
+        checkpoint by saving one, where that needs no other process, then let the error through."""
+        if self.processes.count != 1:  # a checkpoint is collective: the other processes are not here to join it
+            return
+        try:
+            self.save_checkpoint(sums)
+        except Exception:  # noqa: BLE001  (the callback's error is the one to report; the last checkpoint stays)
+            return
+        console.print(f"checkpoint saved at step {self.step}; after fixing the cause, continue with: "
+                      f"genzoo resume {self.run.path}", soft_wrap=True, highlight=False)
 
     def request_stop(self, signum: int = signal.SIGTERM, frame: Any = None) -> None:
         """Stop after the current step, saving a checkpoint (the SIGINT and SIGTERM handler)."""
