@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -32,23 +33,16 @@ import numpy as np
 import torch
 
 import genzoo
-from genzoo.api import train as train_run
 from genzoo.config import DataConfig
 from genzoo.data import build_dataset
 from genzoo.data.calo import CLASS_ENERGIES, DATA, PARTICLES, decode, simulate
 from genzoo.metrics.physics import (frechet_physics_distance, kernel_physics_distance, observables,
                                     wasserstein_1d)
 
+sys.path.insert(0, str(Path(__file__).parent))
+from physics import train_once  # noqa: E402  (benchmarks/physics.py)
+
 PRESETS = {"calo-gan": "GAN", "calo-vae": "VAE", "calo-ddpm": "DDPM"}
-
-
-def train_once(preset: str, run: Path, steps: int) -> float:
-    """Train (or reuse an earlier run of the benchmark); seconds from the first to the last logged step."""
-    if not (run / "model.safetensors").exists():
-        train_run(preset, run, steps=steps, overrides={"train.log_every": 50, "train.sample_every": 10**6,
-                                                       "train.eval_every": None}, progress=False)
-    times = [json.loads(line)["time"] for line in (run / "log.jsonl").read_text().splitlines()]
-    return times[-1] - times[0]
 
 
 def class_showers(n: int, seed: int, detector=None) -> np.ndarray:  # noqa: ANN001
@@ -116,7 +110,7 @@ def main() -> None:
     samples = {}
     for preset in args.presets:
         run = Path(args.runs) / preset
-        seconds = train_once(preset, run, args.steps)
+        seconds = train_once(preset, run, args.steps, {"train.eval_every": None})
         scores = {s.name: s for s in genzoo.evaluate(run, METRICS, split="test", num_samples=args.showers,
                                                      num_real=args.showers)}
         model = genzoo.load(run)

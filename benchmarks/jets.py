@@ -29,6 +29,7 @@ import argparse
 import json
 import multiprocessing
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -36,11 +37,13 @@ import numpy as np
 import torch
 
 import genzoo
-from genzoo.api import train as train_run
 from genzoo.config import DataConfig
 from genzoo.data import build_dataset
 from genzoo.data.jets import DATA, HALF_WIDTH, SIMULATION, decode, generate, observables, pythia
 from genzoo.metrics.physics import roc_auc
+
+sys.path.insert(0, str(Path(__file__).parent))
+from physics import train_once  # noqa: E402  (benchmarks/physics.py)
 
 
 def _build(config: DataConfig) -> float:
@@ -56,15 +59,6 @@ def make_data(args: argparse.Namespace) -> dict:
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
         seconds = pool.map(_build, configs)
     return {f"{c.name} {c.split}": round(s, 1) for c, s in zip(configs, seconds)}
-
-
-def train_once(run: Path, steps: int, overrides: dict) -> float:
-    """Train (or reuse an earlier run of the benchmark); seconds from the first to the last logged step."""
-    if not (run / "model.safetensors").exists():
-        train_run("dann", run, steps=steps, overrides={"train.log_every": 50, "train.sample_every": 10**6, **overrides},
-                  progress=False)
-    times = [json.loads(line)["time"] for line in (run / "log.jsonl").read_text().splitlines()]
-    return times[-1] - times[0]
 
 
 def test_images(name: str, n: int | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,7 +83,7 @@ def adaptation(args: argparse.Namespace) -> list[dict]:
             ("DANN", "dann", {}),
             ("oracle (data labels)", "oracle", {"model.grl_lambda": 0.0, "data.name": "jets-data"})):
         run = Path(args.runs) / folder
-        seconds = train_once(run, args.steps, {"data.name": "jets", "data.target.name": "jets-data", **sizes, **overrides})
+        seconds = train_once("dann", run, args.steps, {"data.name": "jets", "data.target.name": "jets-data", **sizes, **overrides})
         model = genzoo.load(run)
         (data_accuracy, data_auc), (sim_accuracy, sim_auc) = scores(model, *data_test), scores(model, *sim_test)
         row = {"model": name, "steps": args.steps, "train_seconds": round(seconds, 1), "data_accuracy": data_accuracy,
